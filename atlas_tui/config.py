@@ -172,6 +172,8 @@ def _describe(error: Any) -> str:
     if kind == "missing":
         return f"{path}: required key is missing"
     message = error["msg"].removeprefix("Value error, ")
+    if ", got " in message:
+        return f"{path}: {message}"
     return f"{path}: {message}, got {json.dumps(received, default=str)}"
 
 
