@@ -1,0 +1,71 @@
+"""The ATLAS store: one SQLite file in WAL mode with time series and daemon status.
+
+Collectors' samples enter through `write_samples`. The console, the API and the
+alert engine read with `latest`, `window` and `range_query`. The daemon maintains
+the store with `update_rollups`, `apply_retention` and `checkpoint`. Every
+connection comes from `connect` or `open_store`, which also migrates the schema.
+Importing the package touches no file.
+"""
+
+from __future__ import annotations
+
+from storage.db import DB_FILENAME, StoreConnection, connect, migrate, open_store, transaction
+from storage.errors import MigrationError, StorageError, StoreOpenError
+from storage.metrics import (
+    Point,
+    SeriesRange,
+    SeriesValue,
+    WindowFunction,
+    apply_retention,
+    latest,
+    list_series,
+    range_query,
+    update_rollups,
+    window,
+    write_samples,
+)
+from storage.status import (
+    DaemonState,
+    Heartbeat,
+    StoreSize,
+    checkpoint,
+    daemon_state,
+    read_collector_statuses,
+    read_heartbeat,
+    store_size,
+    write_collector_statuses,
+    write_heartbeat,
+)
+
+__all__ = [
+    "DB_FILENAME",
+    "DaemonState",
+    "Heartbeat",
+    "MigrationError",
+    "Point",
+    "SeriesRange",
+    "SeriesValue",
+    "StorageError",
+    "StoreConnection",
+    "StoreOpenError",
+    "StoreSize",
+    "WindowFunction",
+    "apply_retention",
+    "checkpoint",
+    "connect",
+    "daemon_state",
+    "latest",
+    "list_series",
+    "migrate",
+    "open_store",
+    "range_query",
+    "read_collector_statuses",
+    "read_heartbeat",
+    "store_size",
+    "transaction",
+    "update_rollups",
+    "window",
+    "write_collector_statuses",
+    "write_heartbeat",
+    "write_samples",
+]

@@ -1,0 +1,29 @@
+"""Errors raised by the `storage` package.
+
+    AtlasError
+    └── StorageError          the store cannot be used as asked
+        ├── StoreOpenError    the database file cannot be opened or put in WAL mode
+        └── MigrationError    the schema cannot be brought to the current version
+
+Each message names the file or migration at fault and, where the user can fix it,
+how. Errors from single queries stay `sqlite3.Error`, because callers at a worker
+boundary already catch those and turn them into a status.
+"""
+
+from __future__ import annotations
+
+from atlas_tui.errors import AtlasError
+
+__all__ = ["MigrationError", "StorageError", "StoreOpenError"]
+
+
+class StorageError(AtlasError):
+    """Base of the errors the store raises on purpose."""
+
+
+class StoreOpenError(StorageError):
+    """Raised by `connect` when the file cannot be opened or WAL mode cannot be set."""
+
+
+class MigrationError(StorageError):
+    """Raised by `migrate` when a migration fails or the store is newer than the code."""
