@@ -1,0 +1,1 @@
+"""Tests of the collectors package and the collection pipeline."""
