@@ -1,0 +1,63 @@
+"""The FastAPI application factory for the daemon's HTTP API.
+
+The daemon calls `create_api` once and serves the result with `ApiServer` on
+127.0.0.1. Each area adds one router module under `atlas_tui.api` and one
+`include_router` line here. Handlers read shared state through `ApiContext`, never
+through module globals, so tests can build several apps in one process.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from atlas_tui.api import metrics, system
+from atlas_tui.api.context import ApiContext, StatusesProvider
+
+__all__ = ["DEFAULT_STALE_AFTER", "create_api"]
+
+DEFAULT_STALE_AFTER = 30.0
+"""Seconds without a heartbeat after which the daemon is reported as stale."""
+
+
+def create_api(
+    data_dir: Path,
+    *,
+    started_at: float,
+    version: str,
+    statuses_provider: StatusesProvider,
+    stale_after: float = DEFAULT_STALE_AFTER,
+    clock: Callable[[], float] = time.time,
+) -> FastAPI:
+    """Build the API app for the store in `data_dir`.
+
+    Args:
+        data_dir: Data directory holding `atlas.db`.
+        started_at: UTC epoch seconds when the serving process started.
+        version: Version string reported by `/api/system/status`.
+        statuses_provider: Returns the collectors' latest statuses.
+        stale_after: Seconds after which an old heartbeat counts as stale.
+        clock: Clock for uptime and heartbeat age.
+
+    Returns:
+        The app, with `/api/system/status` and `/api/metrics` routes.
+    """
+    app = FastAPI(title="ATLAS", version=version)
+    app.state.context = ApiContext(
+        data_dir=data_dir.resolve(),
+        started_at=started_at,
+        version=version,
+        pid=os.getpid(),
+        host=socket.gethostname(),
+        statuses_provider=statuses_provider,
+        stale_after=stale_after,
+        clock=clock,
+    )
+    app.include_router(system.router)
+    app.include_router(metrics.router)
+    return app

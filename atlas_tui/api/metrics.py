@@ -1,0 +1,50 @@
+"""`GET /api/metrics`: the latest value of every series, optionally for one metric name.
+
+Existing scripts read this list, so its item shape (name, labels, ts, value) is
+fixed. Values come from the newest raw sample of each series in the store.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel
+
+from atlas_tui.api.context import ApiContext, get_context
+from storage.metrics import SeriesValue, latest
+
+__all__ = ["MetricValue", "router"]
+
+router = APIRouter(prefix="/api", tags=["metrics"])
+
+
+class MetricValue(BaseModel):
+    """The newest sample of one series."""
+
+    name: str
+    """Metric name, for example `disk_usage`."""
+    labels: dict[str, str]
+    """Labels of the series, for example `{"mount": "/"}`; empty for host-wide metrics."""
+    ts: float
+    """UTC epoch seconds of the sample."""
+    value: float
+    """The value in the metric's unit (percent unless the name says otherwise)."""
+
+    @classmethod
+    def from_series(cls, series: SeriesValue) -> MetricValue:
+        """Convert a store row to the response item."""
+        return cls(name=series.name, labels=dict(series.labels), ts=series.ts, value=series.value)
+
+
+@router.get("/metrics", response_model=list[MetricValue])
+def get_metrics(
+    name: str | None = Query(default=None, description="Return only series of this metric name."),
+    context: ApiContext = Depends(get_context),
+) -> list[MetricValue]:
+    """Return the newest sample of every series, or of the series of metric `name`.
+
+    An unknown `name` returns an empty list, as a metric that was never written has
+    no latest value.
+    """
+    with context.read_connection() as conn:
+        rows = latest(conn, name)
+    return [MetricValue.from_series(row) for row in rows]

@@ -1,0 +1,139 @@
+"""Uvicorn running the API inside the daemon's own asyncio loop, on 127.0.0.1 only.
+
+`ApiServer.bind()` opens the listening socket before the daemon starts collecting, so
+a busy port fails the start with a clear message instead of uvicorn's `sys.exit`.
+`serve()` runs until `stop()`. Uvicorn's own SIGINT/SIGTERM handlers are switched
+off, because the daemon installs its handlers with `loop.add_signal_handler`. In
+uvicorn 0.55, `Server.capture_signals` replaces them with `signal.signal` and
+raises the caught signal again after shutdown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+from collections.abc import Iterator
+
+import uvicorn
+from fastapi import FastAPI
+
+from atlas_tui.errors import AtlasError
+
+__all__ = ["API_HOST", "ApiBindError", "ApiServer"]
+
+API_HOST = "127.0.0.1"
+"""The only address the API listens on."""
+
+_GRACEFUL_SHUTDOWN_SECONDS = 2
+
+logger = logging.getLogger(__name__)
+
+
+class ApiBindError(AtlasError):
+    """Raised when the API cannot listen on its port, for example because it is in use."""
+
+    def __init__(self, port: int, reason: str) -> None:
+        self.port = port
+        super().__init__(
+            f"cannot listen on {API_HOST}:{port}: {reason}; "
+            "choose another port with --port or the config's `port`, or pass --no-api"
+        )
+
+
+class ApiServer:
+    """One uvicorn server for `app`, bound to 127.0.0.1:`port`."""
+
+    def __init__(self, app: FastAPI, port: int) -> None:
+        """Prepare the server without opening a socket until `bind()`.
+
+        Args:
+            app: The app from `create_api`.
+            port: TCP port. 0 picks a free one, readable from `port` after `bind()`.
+        """
+        self._socket: socket.socket | None = None
+        self._address = (API_HOST, port)
+        config = uvicorn.Config(
+            app,
+            log_config=None,
+            access_log=False,
+            # The daemon opens and closes everything the routes use, so the app
+            # needs no lifespan events.
+            lifespan="off",
+            timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_SECONDS,
+        )
+        self._server = _EmbeddedServer(config)
+
+    @property
+    def port(self) -> int:
+        """The bound port, or the requested one before `bind()`."""
+        return self.address[1]
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The bound (host, port), or the requested ones before `bind()`."""
+        return self._address
+
+    def bind(self) -> None:
+        """Open the listening socket on 127.0.0.1, where connections wait until `serve()`.
+
+        Raises:
+            ApiBindError: the port is in use or not allowed.
+        """
+        requested = self._address[1]
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((API_HOST, requested))
+            # Listening now lets clients queue in the backlog before uvicorn starts.
+            sock.listen(socket.SOMAXCONN)
+        except OSError as err:
+            sock.close()
+            raise ApiBindError(requested, err.strerror or str(err)) from err
+        host, port = sock.getsockname()[:2]
+        self._address = (str(host), int(port))
+        self._socket = sock
+
+    async def serve(self) -> None:
+        """Serve requests until `stop()` is called, binding first if needed.
+
+        Raises:
+            ApiBindError: the port cannot be bound or uvicorn fails to start.
+        """
+        if self._socket is None:
+            self.bind()
+        sock = self._socket
+        assert sock is not None
+        logger.info("api listening host=%s port=%d", API_HOST, self.port)
+        try:
+            await self._server.serve(sockets=[sock])
+        except SystemExit as err:
+            # Uvicorn calls sys.exit when its start-up fails. A SystemExit leaving a
+            # task would end the whole event loop instead of this task.
+            raise ApiBindError(self.port, "uvicorn failed to start, see the log above") from err
+        finally:
+            self.close()
+        logger.info("api stopped port=%d", self.port)
+
+    def close(self) -> None:
+        """Close the socket of a server that will not serve, as `serve()` closes its own."""
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+
+    def stop(self) -> None:
+        """Ask uvicorn to close the socket and finish open requests."""
+        self._server.should_exit = True
+
+    @property
+    def started(self) -> bool:
+        """True once uvicorn accepts connections."""
+        return bool(self._server.started)
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to the process that embeds it."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield

@@ -1,0 +1,297 @@
+"""The `atlas` command: console (default), daemon, metrics and config check.
+
+`main()` parses the arguments, resolves the config file and the data directory
+(flag, else environment, else XDG default) and hands over to the console, the
+daemon or a short store read. Heavy packages (Textual, FastAPI, uvicorn) are
+imported inside the subcommand that needs them, so `atlas metrics` starts fast.
+
+Exit codes: 0 for success. 1 when the command ran and failed, for example with no
+data, the data directory locked by another daemon, or an unreadable store. 2 for
+invalid usage or an invalid config file. 130 when Ctrl-C arrived before the command
+installed its own handler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import sys
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TextIO
+
+from atlas_tui import __version__
+from atlas_tui.config import Config, load_config, resolve_config_path, resolve_data_dir
+from atlas_tui.errors import AtlasError, ConfigError
+from atlas_tui.logs import LOG_LEVELS, LogFileError, configure_logging
+from storage.db import DB_FILENAME, connect
+from storage.errors import StorageError
+from storage.metrics import SeriesValue, latest, list_series
+
+__all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
+
+EXIT_OK = 0
+"""The command succeeded."""
+EXIT_FAILURE = 1
+"""The command ran and failed."""
+EXIT_USAGE = 2
+"""Invalid arguments or an invalid config file."""
+EXIT_INTERRUPTED = 130
+"""Ctrl-C arrived before the command installed its own handler."""
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `atlas` command line and return its exit code.
+
+    Args:
+        argv: Arguments without the program name. None reads `sys.argv[1:]`.
+    """
+    args = build_parser().parse_args(argv)
+    command = args.command or "tui"
+    try:
+        return _COMMANDS[command](args)
+    except ConfigError as err:
+        _print_config_error(err, sys.stderr)
+        return EXIT_USAGE
+    except LogFileError as err:
+        print(f"atlas {command}: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except AtlasError as err:
+        print(f"atlas {command}: {err}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="atlas",
+        description="ATLAS ops console and monitoring daemon. Without a command, opens the console.",
+    )
+    parser.add_argument("--version", action="version", version=f"atlas {__version__}")
+    _add_location_flags(parser, suppress=False)
+    parser.add_argument(
+        "--log-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write log records to FILE, rotated at 10 MiB; the console never logs to the terminal",
+    )
+    parser.set_defaults(command=None)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    tui = commands.add_parser("tui", help="open the console (the default command)")
+    _add_location_flags(tui, suppress=True)
+    _add_log_file_flag(tui, "write log records to FILE; the console never logs to the terminal")
+    _add_daemon_parser(commands)
+    _add_metrics_parser(commands)
+    _add_config_parser(commands)
+    return parser
+
+
+def _add_location_flags(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    # Subcommands use SUPPRESS so an unset flag there does not overwrite the same
+    # flag given before the subcommand (`atlas --data-dir D daemon`).
+    default = argparse.SUPPRESS if suppress else None
+    parser.add_argument(
+        "--data-dir",
+        default=default,
+        metavar="DIR",
+        help="data directory holding the store (default: $ATLAS_DATA_DIR, else ~/.local/share/atlas)",
+    )
+    parser.add_argument(
+        "--config",
+        default=default,
+        metavar="FILE",
+        help="JSON config file (default: $ATLAS_CONFIG, else ~/.config/atlas/config.json if present)",
+    )
+
+
+def _add_log_file_flag(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument("--log-file", type=Path, default=argparse.SUPPRESS, metavar="FILE", help=help_text)
+
+
+def _add_daemon_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    daemon = commands.add_parser(
+        "daemon",
+        help="run collectors, store maintenance and the HTTP API in the foreground",
+        description="Run headless until SIGTERM or SIGINT. Logs go to stderr.",
+    )
+    _add_location_flags(daemon, suppress=True)
+    daemon.add_argument(
+        "--port",
+        type=_port,
+        default=None,
+        help="API port on 127.0.0.1 (default: the config's `port`, 8080); 0 picks a free port",
+    )
+    daemon.add_argument("--no-api", action="store_true", help="serve no HTTP API and open no port")
+    _add_log_file_flag(daemon, "also write the log to FILE, rotated at 10 MiB")
+    daemon.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        default="INFO",
+        help="minimum level of logged records (default: INFO)",
+    )
+
+
+def _add_metrics_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    metrics = commands.add_parser("metrics", help="print the latest value of every series")
+    metrics.add_argument(
+        "--data-dir",
+        default=argparse.SUPPRESS,
+        metavar="DIR",
+        help="data directory holding the store (default: $ATLAS_DATA_DIR, else ~/.local/share/atlas)",
+    )
+    metrics.add_argument("--name", default=None, help="print only the series of this metric name")
+    metrics.add_argument(
+        "--json",
+        action="store_true",
+        help="print a JSON list of objects with name, labels, ts (UTC epoch seconds) and value",
+    )
+
+
+def _add_config_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    config = commands.add_parser("config", help="inspect the config file")
+    actions = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    check = actions.add_parser(
+        "check",
+        help="validate the config file and print the effective config as JSON",
+    )
+    check.add_argument("--config", default=argparse.SUPPRESS, metavar="FILE", help="JSON config file to check")
+
+
+def _cmd_tui(args: argparse.Namespace) -> int:
+    config = _load(args)
+    configure_logging("INFO", args.log_file, stderr=False)
+    from atlas_tui.console.app import run_console
+
+    return run_console(config, resolve_data_dir(args.data_dir))
+
+
+def _cmd_daemon(args: argparse.Namespace) -> int:
+    config = _load(args)
+    from atlas_tui.daemon import run_daemon
+
+    return run_daemon(
+        config,
+        resolve_data_dir(args.data_dir),
+        port=args.port,
+        api=not args.no_api,
+        log_file=args.log_file,
+        log_level=args.log_level,
+    )
+
+
+def _cmd_metrics(args: argparse.Namespace) -> int:
+    configure_logging("WARNING")
+    data_dir = resolve_data_dir(args.data_dir)
+    try:
+        rows = _read_latest(data_dir, args.name)
+    except _NoMetricsError as err:
+        if args.json:
+            print("[]")
+        print(f"atlas metrics: {err}", file=sys.stderr)
+        return EXIT_FAILURE
+
+    if args.json:
+        json.dump([_metric_json(row) for row in rows], sys.stdout, indent=2)
+        print()
+    else:
+        _print_metrics_table(rows, sys.stdout)
+    return EXIT_OK
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    path = resolve_config_path(args.config)
+    config = load_config(path)
+    print(json.dumps(config.model_dump(mode="json"), indent=2))
+    source = str(path) if path is not None else "defaults (no config file found)"
+    print(f"config ok: {source}", file=sys.stderr)
+    return EXIT_OK
+
+
+_COMMANDS = {
+    "tui": _cmd_tui,
+    "daemon": _cmd_daemon,
+    "metrics": _cmd_metrics,
+    "config": _cmd_config,
+}
+
+
+class _NoMetricsError(AtlasError):
+    """Raised by `atlas metrics` when the store is missing, unreadable or has no matching series."""
+
+
+def _load(args: argparse.Namespace) -> Config:
+    return load_config(resolve_config_path(args.config))
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, got {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, got {port}")
+    return port
+
+
+def _print_config_error(err: ConfigError, stream: TextIO) -> None:
+    for problem in err.problems:
+        print(f"{err.source}: {problem}", file=stream)
+
+
+def _read_latest(data_dir: Path, name: str | None) -> list[SeriesValue]:
+    """Read the newest sample of each series, sorted by name and labels, in one short read.
+
+    Raises:
+        _NoMetricsError: no store file, an unreadable store, or no matching series.
+    """
+    path = data_dir / DB_FILENAME
+    if not path.is_file():
+        raise _NoMetricsError(
+            f"no store at {path}; start `atlas daemon --data-dir {data_dir}` or check --data-dir"
+        )
+    try:
+        conn = connect(path)
+        try:
+            rows = latest(conn, name)
+            known = sorted({series_name for series_name, _labels in list_series(conn)})
+        finally:
+            conn.close()
+    except (sqlite3.Error, StorageError) as err:
+        raise _NoMetricsError(f"cannot read the store {path}: {err}") from err
+
+    if rows:
+        return sorted(rows, key=lambda row: (row.name, row.labels))
+    if name is not None and known:
+        raise _NoMetricsError(f"no series named {name!r} in {path}; stored metrics: {', '.join(known)}")
+    raise _NoMetricsError(
+        f"no metrics stored yet in {path}; is `atlas daemon --data-dir {data_dir}` running?"
+    )
+
+
+def _metric_json(row: SeriesValue) -> dict[str, object]:
+    return {"name": row.name, "labels": dict(row.labels), "ts": row.ts, "value": row.value}
+
+
+def _print_metrics_table(rows: list[SeriesValue], stream: TextIO) -> None:
+    table = [("NAME", "LABELS", "VALUE", "TIME (UTC)")]
+    for row in rows:
+        labels = ",".join(f"{key}={value}" for key, value in row.labels) or "-"
+        when = datetime.fromtimestamp(row.ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        table.append((row.name, labels, f"{row.value:.2f}", when))
+
+    widths = [max(len(line[column]) for line in table) for column in range(3)]
+    for name, labels, value, when in table:
+        print(
+            f"{name:<{widths[0]}}  {labels:<{widths[1]}}  {value:>{widths[2]}}  {when}",
+            file=stream,
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,449 @@
+"""The headless daemon: collectors, heartbeat, store maintenance and the HTTP API.
+
+`atlas daemon` calls `run_daemon`, which runs one asyncio supervisor:
+
+    lock file ─▶ API socket ─▶ store ─┬─ CollectionPipeline ─▶ samples
+                                      ├─ heartbeat task     ─▶ heartbeat row
+                                      ├─ maintenance task   ─▶ rollups, retention, checkpoint
+                                      └─ API server task    ◀─ scripts on 127.0.0.1
+
+Invariants: the daemon is the only long-running writer of the store and holds
+`daemon.lock` the whole time it runs. Each task that writes has its own SQLite
+connection and awaits its `asyncio.to_thread` call before starting the next, so no
+connection is used by two threads at once. Connections are closed only after their
+task has returned. SIGTERM and SIGINT stop the collectors after the current write
+commits, then the API, and the process exits within about 5 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from atlas_tui import __version__
+from atlas_tui.collection import CollectionPipeline
+from atlas_tui.config import Config
+from atlas_tui.errors import AtlasError
+from atlas_tui.lockfile import DaemonLock
+from atlas_tui.logs import configure_logging
+from storage.db import DB_FILENAME, connect, open_store
+from storage.metrics import apply_retention, update_rollups
+from storage.status import Heartbeat, checkpoint, store_size, write_heartbeat
+
+if TYPE_CHECKING:
+    from atlas_tui.api import ApiServer
+
+__all__ = [
+    "EXIT_FAILURE",
+    "EXIT_OK",
+    "SHUTDOWN_TIMEOUT",
+    "WAL_WARNING_BYTES",
+    "Supervisor",
+    "WalWatch",
+    "heartbeat_stale_after",
+    "run_daemon",
+]
+
+EXIT_OK = 0
+"""Exit code after a stop by signal."""
+EXIT_FAILURE = 1
+"""Exit code when the daemon cannot start, a task fails or the stop times out."""
+
+SHUTDOWN_TIMEOUT = 4.5
+"""Seconds from a stop signal until unfinished tasks are abandoned. Releasing the
+lock and leaving the interpreter take the rest of the 5 s stop budget."""
+
+WAL_WARNING_BYTES = 64 * 1024 * 1024
+"""WAL size in bytes after a checkpoint above which the daemon logs a warning. It
+equals the store's `journal_size_limit`, so a larger WAL means a reader pins it."""
+
+logger = logging.getLogger(__name__)
+
+
+def run_daemon(
+    config: Config,
+    data_dir: Path,
+    *,
+    port: int | None,
+    api: bool,
+    log_file: Path | None,
+    log_level: str = "INFO",
+) -> int:
+    """Run the daemon in the foreground until SIGTERM or SIGINT.
+
+    Args:
+        config: The effective configuration.
+        data_dir: Data directory holding the store and the lock file.
+        port: API port. None uses `config.port` and 0 picks a free port.
+        api: False serves no HTTP API and opens no port.
+        log_file: Also write log records to this file, rotated by size.
+        log_level: Root log level (`DEBUG`, `INFO`, `WARNING`, `ERROR`).
+
+    Returns:
+        `EXIT_OK` after a stop by signal. `EXIT_FAILURE` when another daemon has
+        locked the data directory, the port is in use, the store cannot be opened,
+        a task fails or the stop times out.
+    """
+    configure_logging(log_level, log_file)
+    supervisor = Supervisor(
+        config,
+        data_dir.expanduser().resolve(),
+        port=config.port if port is None else port,
+        api=api,
+    )
+    return asyncio.run(supervisor.run())
+
+
+def heartbeat_stale_after(interval: float) -> float:
+    """Return the heartbeat age in seconds after which the daemon counts as stale.
+
+    That is three missed heartbeats, but at least 15 s, so a slow disk does not
+    flip the state of a daemon that beats every second.
+    """
+    return max(3.0 * interval, 15.0)
+
+
+class Supervisor:
+    """Start, watch and stop the daemon's tasks inside one asyncio loop."""
+
+    def __init__(self, config: Config, data_dir: Path, *, port: int, api: bool) -> None:
+        """Prepare the supervisor without opening anything until `run()`.
+
+        Args:
+            config: The effective configuration.
+            data_dir: Absolute data directory.
+            port: API port, 0 for a free one.
+            api: Whether to serve the HTTP API.
+        """
+        self.config = config
+        self.data_dir = data_dir
+        self.port = port
+        self.api_enabled = api
+        self.interval = config.collectors.system.interval
+        self.started_at = 0.0
+        self._stop = asyncio.Event()
+        self._heartbeat_errors = _RepeatedFailure("heartbeat")
+        self._maintenance_errors = _RepeatedFailure("maintenance")
+        self._wal_watch = WalWatch(data_dir)
+
+    async def run(self) -> int:
+        """Run until a stop signal and return the exit code."""
+        lock = DaemonLock(self.data_dir)
+        try:
+            lock.acquire()
+        except (AtlasError, OSError) as err:
+            logger.error("daemon not started: %s", err)
+            return EXIT_FAILURE
+        self._install_signal_handlers()
+        try:
+            return await self._run_locked()
+        finally:
+            self._remove_signal_handlers()
+            lock.release()
+
+    def request_stop(self, reason: str) -> None:
+        """Begin a graceful stop. Later calls only log that a stop is in progress."""
+        if self._stop.is_set():
+            logger.info("stop already in progress reason=%s", reason)
+            return
+        logger.info("stopping reason=%s", reason)
+        self._stop.set()
+
+    async def _run_locked(self) -> int:
+        self.started_at = time.time()
+        pipeline = CollectionPipeline(self.config, self.data_dir)
+        server: ApiServer | None = None
+        try:
+            server = self._bind_api(pipeline) if self.api_enabled else None
+            stores = await _Connections.open(self.data_dir)
+        except (AtlasError, OSError, sqlite3.Error) as err:
+            if isinstance(err, sqlite3.Error):
+                store = self.data_dir / DB_FILENAME
+                logger.error("daemon not started: cannot use the store %s: %s", store, err)
+            else:
+                logger.error("daemon not started: %s data_dir=%s", err, self.data_dir)
+            if server is not None:
+                server.close()
+            return EXIT_FAILURE
+
+        await self._beat(stores.heartbeat)
+        tasks = self._start_tasks(pipeline, server, stores)
+        logger.info(
+            "daemon started pid=%d data_dir=%s port=%s version=%s",
+            os.getpid(),
+            self.data_dir,
+            server.port if server is not None else "off",
+            __version__,
+        )
+        ended_early = await self._wait_for_stop(tasks)
+        finished = await self._shutdown(tasks, pipeline, server, stores)
+        failed = self._log_task_errors(tasks) or ended_early
+        if finished:
+            stores.close()
+        logger.info("daemon stopped pid=%d", os.getpid())
+        return EXIT_OK if finished and not failed else EXIT_FAILURE
+
+    def _bind_api(self, pipeline: CollectionPipeline) -> ApiServer:
+        # Imported here because FastAPI takes a noticeable share of start-up time
+        # and `--no-api` should not pay for it.
+        from atlas_tui.api import ApiServer, create_api
+
+        app = create_api(
+            self.data_dir,
+            started_at=self.started_at,
+            version=__version__,
+            statuses_provider=pipeline.statuses,
+            stale_after=heartbeat_stale_after(self.interval),
+        )
+        server = ApiServer(app, self.port)
+        server.bind()
+        return server
+
+    def _start_tasks(
+        self,
+        pipeline: CollectionPipeline,
+        server: ApiServer | None,
+        stores: _Connections,
+    ) -> dict[str, asyncio.Task[None]]:
+        coroutines = {
+            "pipeline": pipeline.run(),
+            "heartbeat": self._heartbeat_loop(stores.heartbeat),
+            "maintenance": self._maintenance_loop(stores.maintenance),
+        }
+        if server is not None:
+            coroutines["api"] = server.serve()
+        return {name: asyncio.create_task(coro, name=name) for name, coro in coroutines.items()}
+
+    async def _wait_for_stop(self, tasks: dict[str, asyncio.Task[None]]) -> bool:
+        """Wait for a stop request or a task ending, and return True if a task ended first."""
+        stop_waiter = asyncio.create_task(self._stop.wait())
+        await asyncio.wait([stop_waiter, *tasks.values()], return_when=asyncio.FIRST_COMPLETED)
+        stop_waiter.cancel()
+        # The heartbeat and maintenance loops return as soon as the stop event is
+        # set, possibly before this coroutine resumes, so only a task that ended
+        # while no stop was requested counts as an early end.
+        if self._stop.is_set():
+            return False
+        ended = ",".join(name for name, task in tasks.items() if task.done())
+        logger.error("task ended before a stop was requested tasks=%s", ended)
+        self.request_stop("task ended")
+        return True
+
+    def _log_task_errors(self, tasks: dict[str, asyncio.Task[None]]) -> bool:
+        """Log every task that raised and return True if one did."""
+        failed = False
+        for name, task in tasks.items():
+            if not task.done() or task.cancelled():
+                continue
+            error = task.exception()
+            if error is not None:
+                logger.error("task failed task=%s: %s", name, error, exc_info=error)
+                failed = True
+        return failed
+
+    async def _shutdown(
+        self,
+        tasks: dict[str, asyncio.Task[None]],
+        pipeline: CollectionPipeline,
+        server: ApiServer | None,
+        stores: _Connections,
+    ) -> bool:
+        """Stop every task within `SHUTDOWN_TIMEOUT` and return False if one did not end."""
+        began = time.monotonic()
+        # Rollups and retention are idempotent, so an interrupted run is redone
+        # next time. Only the collectors' write must commit before the exit.
+        stores.maintenance.interrupt()
+        if server is not None:
+            server.stop()
+        try:
+            async with asyncio.timeout(SHUTDOWN_TIMEOUT):
+                await self._stop_pipeline(pipeline, tasks["pipeline"])
+                await asyncio.wait(tasks.values())
+        except TimeoutError:
+            pending = ",".join(name for name, task in tasks.items() if not task.done())
+            logger.warning("stop timed out after %.1fs tasks=%s", SHUTDOWN_TIMEOUT, pending)
+            return False
+        logger.debug("tasks stopped duration_ms=%.0f", (time.monotonic() - began) * 1000)
+        return True
+
+    async def _stop_pipeline(self, pipeline: CollectionPipeline, task: asyncio.Task[None]) -> None:
+        if task.done():
+            return
+        await pipeline.stop()
+
+    async def _heartbeat_loop(self, conn: sqlite3.Connection) -> None:
+        while not self._stop.is_set():
+            await self._sleep(self.interval)
+            if not self._stop.is_set():
+                await self._beat(conn)
+
+    async def _beat(self, conn: sqlite3.Connection) -> None:
+        beat = Heartbeat(
+            pid=os.getpid(),
+            host=socket.gethostname(),
+            started_at=self.started_at,
+            updated_at=time.time(),
+            version=__version__,
+        )
+        try:
+            await asyncio.to_thread(write_heartbeat, conn, beat)
+        except Exception as err:  # noqa: BLE001 - worker boundary: log, retry next beat
+            self._heartbeat_errors.failed(err, data_dir=self.data_dir)
+            return
+        self._heartbeat_errors.succeeded()
+
+    async def _maintenance_loop(self, conn: sqlite3.Connection) -> None:
+        while not self._stop.is_set():
+            await self._maintain(conn)
+            await self._sleep(self.config.storage.maintenance_interval)
+
+    async def _maintain(self, conn: sqlite3.Connection) -> None:
+        try:
+            report = await asyncio.to_thread(
+                _maintain_store,
+                conn,
+                time.time(),
+                self.config.storage.raw_retention,
+                self.config.max_history_hours * 3600.0,
+            )
+            size = await asyncio.to_thread(store_size, self.data_dir)
+        except Exception as err:  # noqa: BLE001 - worker boundary: log, retry next interval
+            if self._stop.is_set() and isinstance(err, sqlite3.OperationalError):
+                logger.info("maintenance interrupted by stop data_dir=%s", self.data_dir)
+                return
+            self._maintenance_errors.failed(err, data_dir=self.data_dir)
+            return
+        self._maintenance_errors.succeeded()
+
+        logger.debug(
+            "maintenance done rollups=%d deleted=%d checkpoint_busy=%d wal_bytes=%d",
+            report.rollups,
+            report.deleted,
+            report.checkpoint_busy,
+            size.wal_bytes,
+        )
+        self._wal_watch.observe(size.wal_bytes, report.checkpoint_busy)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep `seconds`, returning early when a stop is requested."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+
+    def _install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop, sig.name)
+        loop.add_signal_handler(signal.SIGHUP, self._reload_requested)
+
+    def _remove_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+
+    def _reload_requested(self) -> None:
+        # NOTE: SIGHUP does not reload the config yet, so changes need a daemon restart.
+        logger.warning(
+            "reload not supported yet signal=SIGHUP; restart the daemon to apply config changes"
+        )
+
+
+class WalWatch:
+    """Log when the WAL stays above `WAL_WARNING_BYTES` after a checkpoint, and when it recovers.
+
+    Only the crossings are logged, so a WAL pinned for hours gives one warning, not
+    one per maintenance run.
+    """
+
+    def __init__(self, data_dir: Path, limit_bytes: int = WAL_WARNING_BYTES) -> None:
+        """Watch the WAL of the store in `data_dir` against `limit_bytes`."""
+        self.data_dir = data_dir
+        self.limit_bytes = limit_bytes
+        self.over_limit = False
+        """True while the latest observed size was above the limit."""
+
+    def observe(self, wal_bytes: int, checkpoint_busy: int) -> None:
+        """Record the WAL size measured after a checkpoint and log a crossing of the limit."""
+        over = wal_bytes > self.limit_bytes
+        if over and not self.over_limit:
+            logger.warning(
+                "wal file above limit after checkpoint wal_bytes=%d limit_bytes=%d "
+                "checkpoint_busy=%d data_dir=%s; a long-lived reader is pinning it, "
+                "so close idle consoles and queries on this store",
+                wal_bytes,
+                self.limit_bytes,
+                checkpoint_busy,
+                self.data_dir,
+            )
+        elif self.over_limit and not over:
+            logger.info("wal file back under limit wal_bytes=%d data_dir=%s", wal_bytes, self.data_dir)
+        self.over_limit = over
+
+
+@dataclass(frozen=True)
+class _MaintenanceReport:
+    rollups: int
+    deleted: int
+    checkpoint_busy: int
+
+
+def _maintain_store(
+    conn: sqlite3.Connection, now: float, raw_keep: float, rollup_keep: float
+) -> _MaintenanceReport:
+    """Fill rollups, delete expired rows and checkpoint the WAL, in one worker thread."""
+    rollups = update_rollups(conn, now)
+    deleted = apply_retention(conn, now, raw_keep=raw_keep, rollup_keep=rollup_keep)
+    busy, _log_frames, _checkpointed = checkpoint(conn)
+    return _MaintenanceReport(rollups=rollups, deleted=deleted, checkpoint_busy=busy)
+
+
+@dataclass
+class _Connections:
+    """One store connection per writing task."""
+
+    heartbeat: sqlite3.Connection
+    maintenance: sqlite3.Connection
+
+    @classmethod
+    async def open(cls, data_dir: Path) -> _Connections:
+        """Open the store for the heartbeat and maintenance tasks, migrating it first."""
+        heartbeat = await asyncio.to_thread(open_store, data_dir)
+        try:
+            maintenance = await asyncio.to_thread(connect, data_dir / DB_FILENAME)
+        except BaseException:
+            heartbeat.close()
+            raise
+        return cls(heartbeat=heartbeat, maintenance=maintenance)
+
+    def close(self) -> None:
+        """Close both connections, which is safe only after their tasks have returned."""
+        self.heartbeat.close()
+        self.maintenance.close()
+
+
+class _RepeatedFailure:
+    """Log the first failure of a periodic step at ERROR and the repeats at DEBUG."""
+
+    def __init__(self, step: str) -> None:
+        self.step = step
+        self.count = 0
+
+    def failed(self, err: Exception, *, data_dir: Path) -> None:
+        self.count += 1
+        if self.count == 1:
+            logger.error("%s failed data_dir=%s: %s", self.step, data_dir, err, exc_info=err)
+        else:
+            logger.debug("%s failed again failures=%d: %s", self.step, self.count, err)
+
+    def succeeded(self) -> None:
+        if self.count:
+            logger.info("%s recovered after failures=%d", self.step, self.count)
+        self.count = 0
