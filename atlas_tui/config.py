@@ -18,11 +18,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from atlas_tui.alerts.channels.models import ChannelConfig
 from atlas_tui.durations import Duration
 from atlas_tui.errors import ConfigError
 
 __all__ = [
     "AlertRule",
+    "AlertingConfig",
     "Config",
     "CollectorsConfig",
     "SystemCollectorConfig",
@@ -34,6 +36,8 @@ __all__ = [
 ]
 
 Severity = Literal["info", "warning", "error", "critical"]
+NodataState = Literal["ok", "alerting", "nodata", "keep_last"]
+ErrorState = Literal["ok", "alerting", "error", "keep_last"]
 
 
 class _Section(BaseModel):
@@ -57,6 +61,20 @@ class AlertRule(_Section):
     """Minimum minutes between two notices for the same alert on one channel."""
     channels: list[str] = Field(default_factory=list)
     """Names of notification channels, for example `["email", "slack"]`."""
+    for_: Duration = Field(default=0.0, ge=0, alias="for")
+    """How long the condition must stay true before the alert fires; 0 fires at once."""
+    keep_firing_for: Duration = Field(default=0.0, ge=0)
+    """How long a firing alert stays firing after its condition first turns false."""
+    repeat_interval: Duration | None = Field(default=None, gt=0)
+    """Time between repeat notices of a firing, unacknowledged alert; unset sends none."""
+    labels: dict[str, str] = Field(default_factory=dict)
+    """Static labels added to every alert of this rule, for example `{"team": "wallet"}`."""
+    annotations: dict[str, str] = Field(default_factory=dict)
+    """Text for notices: `summary`, `runbook_url` and any other key."""
+    nodata_state: NodataState = "nodata"
+    """State when the metric has no data: ok, alerting, nodata, or keep_last (no change)."""
+    error_state: ErrorState = "error"
+    """State when the metric's collector fails: ok, alerting, error, or keep_last."""
 
 
 class SystemCollectorConfig(_Section):
@@ -86,6 +104,13 @@ class StorageConfig(_Section):
     """Seconds between rollup, retention and checkpoint runs in the daemon."""
 
 
+class AlertingConfig(_Section):
+    """How often rules are evaluated."""
+
+    evaluation_interval: Duration = Field(default=30.0, gt=0)
+    """Time between two evaluations of every rule; an evaluation that overruns it is skipped."""
+
+
 class Config(_Section):
     """The whole config file."""
 
@@ -101,6 +126,23 @@ class Config(_Section):
     """Collector settings."""
     storage: StorageConfig = Field(default_factory=StorageConfig)
     """Store retention and maintenance."""
+    alerting: AlertingConfig = Field(default_factory=AlertingConfig)
+    """Rule evaluation settings."""
+    channels: dict[str, ChannelConfig] = Field(default_factory=dict)
+    """Notification channels by name; rules list these names in `channels`."""
+
+    def unconfigured_channels(self) -> list[tuple[str, str]]:
+        """Return `(rule id, channel)` pairs where a rule names a channel that is not configured.
+
+        The original dashboard's rules name `email` and `slack` without a `channels`
+        section, so these are reported by `atlas config check` instead of rejected.
+        """
+        return [
+            (rule.id, name)
+            for rule in self.alert_rules
+            for name in rule.channels
+            if name not in self.channels
+        ]
 
 
 def default_data_dir() -> Path:
