@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test screenshots bench clean
+.PHONY: run test screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,3 +21,10 @@ test: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache snapshot_report.html
+
+# Pictures of every pane at 80x24 and 160x48; PNGs too where rsvg-convert is installed.
+screenshots: $(STAMP)
+	command -v rsvg-convert >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  (apt-get install -y -qq librsvg2-bin fonts-firacode fonts-symbola >/dev/null 2>&1 || \
+	   (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq librsvg2-bin fonts-firacode fonts-symbola >/dev/null 2>&1)); } || true
+	env -u TEXTUAL_THEME -u NO_COLOR -u TEXTUAL_COLOR_SYSTEM $(PY) -m atlas_tui.console.screenshots screenshots

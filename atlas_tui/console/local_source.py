@@ -1,0 +1,233 @@
+"""`LocalSource`: the console's data from the SQLite store in the data directory.
+
+Called only from the console's data loop thread. Each snapshot runs a few short
+autocommit reads (`storage.metrics.latest`, `range_query`, `storage.status.
+read_heartbeat`), each in its own short transaction. The console keeps no read
+transaction open between refreshes, so it cannot pin the WAL.
+
+Who writes the store is decided from the daemon's heartbeat (`storage.status`):
+
+- At `start`, a heartbeat younger than `heartbeat_stale_after` (three collector
+  intervals, at least 15 s) means a live daemon: the console only reads. Otherwise
+  the console starts an `EmbeddedCollection` and writes the same store itself.
+- While embedded, a live daemon heartbeat from another process stops the embedded
+  collection, so there is one writer again.
+- While reading a daemon's store, a heartbeat that goes stale is shown as `stale`
+  and nothing else changes: the daemon still holds its lock and may resume. A
+  heartbeat row that disappears (absent) starts embedded collection.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+
+from atlas_tui.config import Config
+from atlas_tui.console.embedded import EmbeddedCollection
+from atlas_tui.console.source import (
+    Chart,
+    ChartSeries,
+    ConsoleSnapshot,
+    DaemonState,
+    HeaderInfo,
+    MetricRow,
+    Unit,
+)
+from atlas_tui.daemon import heartbeat_stale_after
+from storage.db import open_store
+from storage.metrics import SeriesValue, latest, range_query
+from storage.status import DaemonState as HeartbeatState
+from storage.status import Heartbeat, daemon_state, read_heartbeat
+
+__all__ = ["CHART_POINTS", "TABLE_METRICS", "LocalSource"]
+
+logger = logging.getLogger(__name__)
+
+TABLE_METRICS: tuple[tuple[str, Unit], ...] = (
+    ("cpu_usage", "percent"),
+    ("memory_usage", "percent"),
+    ("swap_usage", "percent"),
+    ("load_1m", "load"),
+    ("process_count", "count"),
+    ("disk_usage", "percent"),
+    ("net_recv_bytes_per_second", "bytes_per_second"),
+    ("net_sent_bytes_per_second", "bytes_per_second"),
+)
+"""Metrics of the current-values table with their units, in display order."""
+
+CHART_POINTS = 240
+"""Points per line asked from the store; more than a 160-column chart can show."""
+
+DISK_CHART_MOUNTS = 3
+"""Mounts drawn in the disk chart: the fullest ones, so the legend fits one line."""
+
+LOOPBACK_INTERFACES = frozenset({"lo"})
+"""Interfaces left out of the network chart's totals; traffic to self is not load."""
+
+_ROW_RANK = {name: rank for rank, (name, _unit) in enumerate(TABLE_METRICS)}
+_UNITS = dict(TABLE_METRICS)
+# Received and sent rates of one interface sit next to each other in the table.
+_ROW_GROUP = {**_ROW_RANK, "net_sent_bytes_per_second": _ROW_RANK["net_recv_bytes_per_second"]}
+
+
+class LocalSource:
+    """Reads the local store; collects in-process when no daemon does."""
+
+    def __init__(self, config: Config, data_dir: Path, *, embedded: bool = True) -> None:
+        """Prepare the source; nothing is opened until `start`.
+
+        Args:
+            config: The loaded config (collector interval, collector settings).
+            data_dir: Directory holding `atlas.db`; created if missing.
+            embedded: When False, never start collectors, only read (screenshots).
+        """
+        self._config = config
+        self._data_dir = Path(data_dir)
+        self._allow_embedded = embedded
+        self._stale_after = heartbeat_stale_after(config.collectors.system.interval)
+        self._conn: sqlite3.Connection | None = None
+        self._collection: EmbeddedCollection | None = None
+        self._host = ""
+
+    @property
+    def embedded(self) -> bool:
+        """Whether this console currently runs the collectors itself."""
+        return self._collection is not None
+
+    def start(self, now: float) -> None:
+        """Open the store and start embedded collection unless a live daemon writes it.
+
+        Raises:
+            storage.errors.StoreOpenError: the store cannot be opened.
+            storage.errors.MigrationError: the schema cannot be migrated.
+        """
+        self._host = socket.gethostname()
+        if self._conn is not None:
+            # A failed earlier start may have opened the store before it raised.
+            self._conn.close()
+        self._conn = open_store(self._data_dir)
+        heartbeat = read_heartbeat(self._conn)
+        if self._daemon_state(heartbeat, now) != "running":
+            self._start_collection()
+
+    def snapshot(self, window_seconds: float, now: float) -> ConsoleSnapshot:
+        """Read the header, the current values and the charts over `window_seconds`."""
+        conn = self._connection()
+        heartbeat = read_heartbeat(conn)
+        state = self._follow_writer(heartbeat, now)
+        values = latest(conn)
+        newest = max((value.ts for value in values), default=None)
+        header = HeaderInfo(
+            host=heartbeat.host if state != "embedded" and heartbeat else self._host,
+            daemon_state=state,
+            newest_sample_age=None if newest is None else now - newest,
+            problem=self._collection.error if self._collection else None,
+        )
+        return ConsoleSnapshot(
+            header=header,
+            window_seconds=window_seconds,
+            now=now,
+            rows=tuple(_table_rows(values)),
+            charts=tuple(self._charts(conn, values, now - window_seconds, now)),
+        )
+
+    def close(self) -> None:
+        """Stop embedded collection and close the store connection."""
+        if self._collection is not None:
+            self._collection.stop()
+            self._collection = None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RuntimeError("LocalSource.snapshot called before start(); call start(now) first")
+        return self._conn
+
+    def _daemon_state(self, heartbeat: Heartbeat | None, now: float) -> HeartbeatState:
+        if heartbeat is not None and heartbeat.pid == os.getpid():
+            return "absent"  # our own process never counts as a daemon
+        return daemon_state(heartbeat, now, self._stale_after)
+
+    def _follow_writer(self, heartbeat: Heartbeat | None, now: float) -> DaemonState:
+        """Switch between reading and collecting as the daemon comes and goes."""
+        state = self._daemon_state(heartbeat, now)
+        if self._collection is not None and state == "running":
+            logger.info("daemon found, stopping embedded collection pid=%s", heartbeat.pid if heartbeat else None)
+            self._collection.stop()
+            self._collection = None
+        elif self._collection is None and state == "absent":
+            self._start_collection()
+        if self._collection is not None:
+            return "embedded"
+        return "running" if state == "running" else "stale"
+
+    def _start_collection(self) -> None:
+        if not self._allow_embedded:
+            return
+        self._collection = EmbeddedCollection(self._config, self._data_dir)
+        self._collection.start()
+
+    def _charts(
+        self, conn: sqlite3.Connection, values: list[SeriesValue], start: float, end: float
+    ) -> list[Chart]:
+        return [
+            Chart("cpu", "CPU", "percent", self._lines(conn, [("cpu_usage", (), "total")], start, end)),
+            Chart(
+                "memory",
+                "Memory",
+                "percent",
+                self._lines(conn, [("memory_usage", (), "used"), ("swap_usage", (), "swap")], start, end),
+            ),
+            Chart("disk", "Disk", "percent", self._lines(conn, _fullest_mounts(values), start, end)),
+            Chart("network", "Network", "bytes_per_second", self._network_lines(conn, start, end)),
+        ]
+
+    def _lines(
+        self,
+        conn: sqlite3.Connection,
+        requested: Iterable[tuple[str, tuple[tuple[str, str], ...], str]],
+        start: float,
+        end: float,
+    ) -> tuple[ChartSeries, ...]:
+        lines = []
+        for name, labels, title in requested:
+            ranges = range_query(conn, name, start, end, labels=dict(labels), max_points=CHART_POINTS)
+            exact = [series for series in ranges if series.labels == labels]
+            points = tuple((point.ts, point.value) for series in exact for point in series.points)
+            lines.append(ChartSeries(title, _UNITS.get(name, "count"), points))
+        return tuple(lines)
+
+    def _network_lines(self, conn: sqlite3.Connection, start: float, end: float) -> tuple[ChartSeries, ...]:
+        lines = []
+        for name, title in (("net_recv_bytes_per_second", "recv"), ("net_sent_bytes_per_second", "sent")):
+            totals: dict[float, float] = {}
+            for series in range_query(conn, name, start, end, max_points=CHART_POINTS):
+                if dict(series.labels).get("interface") in LOOPBACK_INTERFACES:
+                    continue
+                for point in series.points:
+                    totals[point.ts] = totals.get(point.ts, 0.0) + point.value
+            lines.append(ChartSeries(title, "bytes_per_second", tuple(sorted(totals.items()))))
+        return tuple(lines)
+
+
+def _table_rows(values: Iterable[SeriesValue]) -> list[MetricRow]:
+    rows = [
+        MetricRow(value.name, value.labels, value.value, _UNITS[value.name], value.ts)
+        for value in values
+        if value.name in _UNITS and not (value.name == "cpu_usage" and value.labels)
+    ]
+    rows.sort(key=lambda row: (_ROW_GROUP[row.name], row.labels, _ROW_RANK[row.name]))
+    return rows
+
+
+def _fullest_mounts(values: Iterable[SeriesValue]) -> list[tuple[str, tuple[tuple[str, str], ...], str]]:
+    disks = sorted(
+        (value for value in values if value.name == "disk_usage"), key=lambda value: -value.value
+    )[:DISK_CHART_MOUNTS]
+    return [("disk_usage", disk.labels, dict(disk.labels).get("mount", "?")) for disk in disks]

@@ -1,0 +1,1 @@
+"""Widgets of the console, one per module; they show display models and hold no data logic."""

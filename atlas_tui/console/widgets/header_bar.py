@@ -1,0 +1,78 @@
+"""The console's one-line header: product name, host, who writes the store, data age.
+
+The main screen sets `info` from each snapshot's `HeaderInfo`. The header shows no
+clock, so a snapshot of the screen depends only on the data. The daemon state maps
+to a CSS class (`-running`, `-stale`, `-embedded`) that the app stylesheet colours.
+"""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.content import Content
+from textual.reactive import reactive
+from textual.widgets import Label
+
+from atlas_tui.console.formatting import format_age, printable
+from atlas_tui.console.source import DaemonState, HeaderInfo
+
+__all__ = ["HeaderBar"]
+
+_STATE_TEXT: dict[DaemonState, str] = {
+    "running": "● daemon running",
+    "stale": "● daemon stale",
+    "embedded": "● embedded collection",
+}
+
+
+class HeaderBar(Horizontal):
+    """Header line built from a `HeaderInfo`."""
+
+    DEFAULT_CSS = """
+    HeaderBar {
+        height: 1;
+        width: 1fr;
+    }
+    HeaderBar Label {
+        width: auto;
+        height: 1;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
+        padding: 0 1;
+    }
+    HeaderBar #header-host {
+        width: 1fr;
+    }
+    HeaderBar #header-age {
+        max-width: 50%;
+    }
+    """
+
+    info: reactive[HeaderInfo | None] = reactive(None, layout=True)
+    """The data shown; None until the first snapshot arrives."""
+
+    def compose(self) -> ComposeResult:
+        """Create the name, host, state and age labels."""
+        yield Label("ATLAS", id="header-title")
+        yield Label("loading…", id="header-host")
+        yield Label("", id="header-state")
+        yield Label("", id="header-age")
+
+    def watch_info(self, info: HeaderInfo | None) -> None:
+        """Show the new header data."""
+        if info is None:
+            return
+        for host in self.query("#header-host").results(Label):
+            host.update(Content(printable(info.host)))
+        for state in self.query("#header-state").results(Label):
+            state.update(_STATE_TEXT[info.daemon_state])
+            state.set_classes(f"-{info.daemon_state}")
+        for age in self.query("#header-age").results(Label):
+            age.update(_age_or_problem(info))
+            age.set_class(info.problem is not None, "-problem")
+
+
+def _age_or_problem(info: HeaderInfo) -> Content:
+    if info.problem is not None:
+        return Content(printable(info.problem))
+    return Content(f"newest sample {format_age(info.newest_sample_age)}")
