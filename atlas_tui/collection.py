@@ -36,20 +36,24 @@ __all__ = ["CollectionPipeline", "build_collectors"]
 
 logger = logging.getLogger(__name__)
 
+STATUS_WRITE_INTERVAL = 10.0
+"""Seconds between status writes when no collector's error or unavailable sources changed."""
+
 
 def build_collectors(
     config: Config, data_dir: Path, statuses: Callable[[], list[CollectorStatus]]
 ) -> tuple[list[Collector], dict[str, float]]:
     """Build the collectors the config enables and their cycle timeouts by name.
 
-    The self-health collector always runs, on the system collector's interval, so a
-    host with host metrics switched off still reports collector and store health.
+    The self-health collector always runs, on its own interval, so a host with host
+    metrics switched off still reports collector and store health.
     """
     system = config.collectors.system
     collectors: list[Collector] = []
     if system.enabled:
         collectors.append(SystemCollector(interval=system.interval))
-    collectors.append(SelfHealthCollector(statuses, data_dir, interval=system.interval))
+    health_interval = config.collectors.self_health.interval
+    collectors.append(SelfHealthCollector(statuses, data_dir, interval=health_interval))
     return collectors, {SystemCollector.name: system.timeout}
 
 
@@ -72,6 +76,9 @@ class CollectionPipeline:
         self._latest: dict[tuple[str, Labels], Sample] = {}
         self._started = False
         self._finished = asyncio.Event()
+        self._clock = clock
+        self._statuses_written: tuple[object, ...] | None = None
+        self._statuses_written_at = 0.0
 
     async def run(self) -> None:
         """Open the store and run the collectors until `stop()`; close the store after.
@@ -110,13 +117,21 @@ class CollectionPipeline:
     async def _write_cycle(self, samples: list[Sample]) -> None:
         """Write one cycle's samples and the current statuses. This is the scheduler's sink."""
         statuses = self._scheduler.statuses()
+        now = self._clock()
+        fingerprint = _status_fingerprint(statuses)
+        write_statuses = (
+            fingerprint != self._statuses_written
+            or now - self._statuses_written_at >= STATUS_WRITE_INTERVAL
+        )
         async with self._write_lock:
             conn = self._conn
             if conn is None:
                 raise RuntimeError(
                     "cannot write samples because the pipeline has stopped and closed its store"
                 )
-            await _finish_in_thread(_write, conn, samples, statuses)
+            await _finish_in_thread(_write, conn, samples, statuses if write_statuses else ())
+        if write_statuses:
+            self._statuses_written, self._statuses_written_at = fingerprint, now
         for sample in samples:
             self._latest[(sample.name, sample.labels)] = sample
 
@@ -129,9 +144,19 @@ class CollectionPipeline:
 
 
 def _write(conn: sqlite3.Connection, samples: Sequence[Sample], statuses: Sequence[CollectorStatus]) -> None:
-    """Write samples and statuses, each in its own transaction. Blocking."""
-    write_samples(conn, samples)
-    write_collector_statuses(conn, statuses)
+    """Write samples and, when given, statuses, each in its own transaction. Blocking."""
+    if samples:
+        write_samples(conn, samples)
+    if statuses:
+        write_collector_statuses(conn, statuses)
+
+
+def _status_fingerprint(statuses: Sequence[CollectorStatus]) -> tuple[object, ...]:
+    """Return what must reach the store at once when it changes: errors and unavailable sources."""
+    return tuple(
+        (status.name, status.last_error, status.failures, tuple(sorted(status.unavailable.items())))
+        for status in statuses
+    )
 
 
 async def _finish_in_thread(function: Callable[..., object], *args: object) -> None:

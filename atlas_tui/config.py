@@ -88,11 +88,20 @@ class SystemCollectorConfig(_Section):
     """Seconds after which a cycle is abandoned and reported as timed out."""
 
 
+class SelfHealthCollectorConfig(_Section):
+    """The daemon's own health: collector states, store and WAL size, RSS and CPU."""
+
+    interval: Duration = Field(default=5.0, gt=0)
+    """Time between two self-health readings."""
+
+
 class CollectorsConfig(_Section):
     """Settings per collector."""
 
     system: SystemCollectorConfig = Field(default_factory=SystemCollectorConfig)
     """The psutil host collector."""
+    self_health: SelfHealthCollectorConfig = Field(default_factory=SelfHealthCollectorConfig)
+    """The self-health collector; it always runs."""
 
 
 class StorageConfig(_Section):

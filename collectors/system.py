@@ -18,6 +18,9 @@ Invariants:
   of `psutil.cpu_percent` do not disturb them. A delta spans at least
   `MIN_CPU_WINDOW` seconds, so the first cycle also reports a measured value: it
   reads twice, 0.1 s apart, in its worker thread.
+- The mount table, CPU frequency and temperatures are re-read every
+  `SLOW_SOURCE_PERIOD` seconds, not every cycle; disk usage of the known mounts is
+  read every cycle.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ import psutil
 
 from collectors.base import CollectorError, Sample
 
-__all__ = ["MIN_CPU_WINDOW", "PSEUDO_FILESYSTEMS", "SystemCollector"]
+__all__ = ["MIN_CPU_WINDOW", "PSEUDO_FILESYSTEMS", "SLOW_SOURCE_PERIOD", "SystemCollector"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +48,12 @@ MIN_CPU_WINDOW = 0.1
 """Minimum seconds between the two `cpu_times` readings a CPU percentage is computed from.
 
 Linux counts CPU time in 10 ms ticks, so a shorter window gives coarse percentages.
+"""
+
+SLOW_SOURCE_PERIOD = 30.0
+"""Seconds between reads of the mount table, `cpu_freq` and `sensors_temperatures`.
+
+Together they cost more than the rest of a cycle; a new mount shows up within this time.
 """
 
 PSEUDO_FILESYSTEMS = frozenset(
@@ -83,6 +92,7 @@ class SystemCollector:
         interval: float = 5.0,
         psutil_module: ModuleType | Any = psutil,
         monotonic: Callable[[], float] = time.monotonic,
+        slow_source_period: float = SLOW_SOURCE_PERIOD,
     ) -> None:
         """Create the collector.
 
@@ -90,8 +100,11 @@ class SystemCollector:
             interval: Seconds between two cycles.
             psutil_module: The psutil module, or an object with the same functions.
             monotonic: Clock for rate computations, in seconds.
+            slow_source_period: Seconds between reads of the mount table, CPU
+                frequency and temperatures; 0 reads them every cycle.
         """
         self.interval = interval
+        self._slow_source_period = slow_source_period
         self._psutil = psutil_module
         self._monotonic = monotonic
         self._cpu_previous: _CpuTimes | None = None
@@ -104,6 +117,9 @@ class SystemCollector:
         self._sources = _SourceLog(self.name)
         self._unavailable: dict[str, str] = {}
         self._reading: asyncio.Future[list[Sample]] | None = None
+        self._mountpoints: list[str] | None = None
+        self._mountpoints_at = 0.0
+        self._slow_read_at: dict[str, float] = {}
 
     async def collect(self, now: float) -> list[Sample]:
         """Read every source once and return the samples stamped with `now`.
@@ -139,10 +155,10 @@ class SystemCollector:
             self._read_load,
             self._read_processes,
             self._read_uptime,
-            self._read_cpu_frequency,
-            self._read_temperatures,
         ):
             step(cycle)
+        self._read_slowly(cycle, "cpu_freq", self._read_cpu_frequency)
+        self._read_slowly(cycle, "sensors_temperatures", self._read_temperatures)
         self._unavailable = self._sources.update(cycle)
         return cycle.samples
 
@@ -223,11 +239,38 @@ class SystemCollector:
             return
         cycle.add("swap_usage", percent)
 
-    def _read_disk_usage(self, cycle: _Cycle) -> None:
-        partitions = self._call(cycle, "disk_partitions", "disk_partitions", all=False)
-        if partitions is None:
+    def _read_slowly(self, cycle: _Cycle, source: str, step: Callable[[_Cycle], None]) -> None:
+        """Run `step` at most once per `SLOW_SOURCE_PERIOD`, carrying its failure in between.
+
+        Frequency and temperature change slowly but cost a walk of /sys on every read,
+        the largest part of a cycle on a small VM. Between reads the source keeps its
+        last outcome, so it neither flaps between unavailable and recovered nor logs again.
+        """
+        at = self._monotonic()
+        last = self._slow_read_at.get(source)
+        if last is not None and at - last < self._slow_source_period:
+            if source in self._unavailable:
+                cycle.failures[source] = (self._unavailable[source], logging.DEBUG)
             return
-        for mountpoint in _real_mountpoints(partitions):
+        self._slow_read_at[source] = at
+        step(cycle)
+
+    def _real_mountpoints(self, cycle: _Cycle) -> list[str] | None:
+        """Return the mountpoints to measure, re-reading the mount table every `SLOW_SOURCE_PERIOD`."""
+        at = self._monotonic()
+        if self._mountpoints is not None and at - self._mountpoints_at < self._slow_source_period:
+            cycle.available.add("disk_partitions")
+            return self._mountpoints
+        partitions = self._call(cycle, "disk_partitions", "disk_partitions", all=False)
+        self._mountpoints = None if partitions is None else _real_mountpoints(partitions)
+        self._mountpoints_at = at
+        return self._mountpoints
+
+    def _read_disk_usage(self, cycle: _Cycle) -> None:
+        mountpoints = self._real_mountpoints(cycle)
+        if mountpoints is None:
+            return
+        for mountpoint in mountpoints:
             source = f"disk_usage:{mountpoint}"
             usage = self._call(cycle, source, "disk_usage", mountpoint)
             if usage is None:

@@ -20,7 +20,14 @@ INTERVAL = 0.2
 
 
 def fast_config(enabled: bool = True) -> Config:
-    return Config.model_validate({"collectors": {"system": {"interval": INTERVAL, "enabled": enabled}}})
+    return Config.model_validate(
+        {
+            "collectors": {
+                "system": {"interval": INTERVAL, "enabled": enabled},
+                "self_health": {"interval": INTERVAL},
+            }
+        }
+    )
 
 
 async def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -64,7 +71,10 @@ async def test_pipeline_stores_host_metrics(tmp_path: Path) -> None:
 
 
 async def test_pipeline_stores_statuses(tmp_path: Path) -> None:
-    """Collector statuses are persisted so other processes can read them."""
+    """Collector statuses are persisted so other processes can read them.
+
+    Unchanged statuses are rewritten only every 10 s, so the stored run count may lag.
+    """
     pipeline = CollectionPipeline(fast_config(), tmp_path)
 
     await run_cycles(pipeline, "system", 3)
@@ -75,7 +85,7 @@ async def test_pipeline_stores_statuses(tmp_path: Path) -> None:
     finally:
         conn.close()
     assert set(stored) == {"system", "self_health"}
-    assert stored["system"].runs >= 2
+    assert stored["system"].runs >= 1
     assert stored["system"].last_error is None
 
 

@@ -52,7 +52,7 @@ def disk_usage(path: str) -> Any:
 
 
 async def run_cycles(fake: FakePsutil) -> tuple[list[list[Sample]], SystemCollector]:
-    collector = SystemCollector(interval=0.05, psutil_module=fake)
+    collector = SystemCollector(interval=0.05, psutil_module=fake, slow_source_period=0)
     cycles = [await collector.collect(time.time()) for _ in range(CYCLES)]
     return cycles, collector
 
