@@ -66,7 +66,10 @@ def main() -> int:
         daemon, loop = _start(Path(tmp), args.interval, args.api)
         try:
             time.sleep(args.warmup)
-            usages = _measure({"atlas daemon": daemon, "minimal psutil loop": loop}, args.seconds)
+            processes = {"atlas daemon": daemon, "minimal psutil loop": loop}
+            _check_running(processes)
+            usages = _measure(processes, args.seconds)
+            _check_running(processes)
         finally:
             for process in (daemon, loop):
                 process.terminate()
@@ -91,7 +94,7 @@ def _start(tmp: Path, interval: float, api: bool) -> tuple[subprocess.Popen[byte
     command = [sys.executable, "-m", "atlas_tui.cli", "daemon", "--data-dir", str(tmp / "data"),
                "--config", str(config), "--log-level", "warning"]
     command += ["--port", str(_free_port())] if api else ["--no-api"]
-    daemon = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    daemon = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=(tmp / "daemon.log").open("wb"))
     loop = subprocess.Popen([sys.executable, "-c", MINIMAL_LOOP, str(interval)])
     return daemon, loop
 
@@ -109,6 +112,13 @@ def _measure(processes: dict[str, subprocess.Popen[bytes]], seconds: float) -> l
         Usage(label, _cpu(handle) - start[label], peaks[label], handle.memory_info().rss)
         for label, handle in handles.items()
     ]
+
+
+def _check_running(processes: dict[str, subprocess.Popen[bytes]]) -> None:
+    """Raise if a process ended early, so a crash never reads as zero cost."""
+    for label, process in processes.items():
+        if process.poll() is not None:
+            raise SystemExit(f"{label} exited early with code {process.returncode}; no result")
 
 
 def _cpu(handle: psutil.Process) -> float:
