@@ -10,6 +10,7 @@ raises the caught signal again after shutdown.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import socket
@@ -123,7 +124,7 @@ class ApiServer:
 
     def stop(self) -> None:
         """Ask uvicorn to close the socket and finish open requests."""
-        self._server.should_exit = True
+        self._server.request_exit()
 
     @property
     def started(self) -> bool:
@@ -134,6 +135,29 @@ class ApiServer:
 class _EmbeddedServer(uvicorn.Server):
     """A uvicorn server that leaves signal handling to the process that embeds it."""
 
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._exit_requested = asyncio.Event()
+
+    def request_exit(self) -> None:
+        """Stop the main loop at once instead of at its next tick."""
+        self.should_exit = True
+        self._exit_requested.set()
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def main_loop(self) -> None:
+        """Tick once a second, and return as soon as `request_exit()` is called.
+
+        Uvicorn 0.55 polls `should_exit` every 0.1 s. In a daemon that idles between
+        collector cycles those ten wake-ups a second cost about 0.27 % of one core,
+        more than collecting host metrics every second (bench/daemon_overhead.py). The
+        Date header is still refreshed every second by `on_tick`.
+        """
+        counter = 0
+        while not await self.on_tick(counter):
+            counter = (counter + 10) % 864000
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._exit_requested.wait(), 1.0)
