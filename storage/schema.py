@@ -19,6 +19,20 @@ Tables:
   watermark, the end of the newest complete bucket rolled up.
 - `heartbeat`: the single row the daemon refreshes while it runs.
 - `collector_status`: the latest `CollectorStatus` of each collector.
+- `alert_instances`: one row per alert instance (rule and label set), its public id
+  `alert_<id>` stable across incidents. The scalar columns mirror `state_json`, the
+  full engine record, so lists and filters need no JSON decoding.
+- `alert_events`: the history of every instance (transitions, acknowledgements,
+  silences), kept 90 days. `alert_id` is not a foreign key, so history outlives
+  the instance row.
+- `silences`: operator silences; `matchers` is the canonical text form.
+- `alert_engine_state`: key/value JSON of the evaluation loop (last tick, missed
+  evaluations, rule health, cycle duration).
+- `outbox`: one row per notice and channel, unique on `(notice_id, channel)`, with
+  its delivery status (pending, delivered, dead, held) and the latest attempt's
+  outcome. `deliveries`: one row per attempt, deleted with its outbox row.
+  `channel_health`: one row per channel (ok, degraded, misconfigured, failing) with
+  the hash of the channel's config, so held notices are released when it changes.
 """
 
 from __future__ import annotations
@@ -107,9 +121,139 @@ _DAEMON_STATUS = (
     """,
 )
 
+_ALERTS = (
+    """
+    CREATE TABLE alert_instances (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        fingerprint TEXT NOT NULL UNIQUE,
+        rule_id TEXT NOT NULL,
+        rule_name TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        labels TEXT NOT NULL,
+        state TEXT NOT NULL,
+        value REAL,
+        message TEXT,
+        active_since REAL,
+        fired_at REAL,
+        resolved_at REAL,
+        incident_seq INTEGER NOT NULL,
+        ack_by TEXT,
+        ack_at REAL,
+        ack_message TEXT,
+        silenced INTEGER NOT NULL DEFAULT 0,
+        last_eval REAL,
+        updated_at REAL NOT NULL,
+        state_json TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX alert_instances_by_state ON alert_instances (state)",
+    "CREATE INDEX alert_instances_by_rule ON alert_instances (rule_id)",
+    """
+    CREATE TABLE alert_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        alert_id INTEGER NOT NULL,
+        fingerprint TEXT NOT NULL,
+        rule_id TEXT NOT NULL,
+        incident_id TEXT,
+        at REAL NOT NULL,
+        kind TEXT NOT NULL,
+        from_state TEXT,
+        to_state TEXT,
+        value REAL,
+        actor TEXT NOT NULL,
+        message TEXT
+    )
+    """,
+    "CREATE INDEX alert_events_by_fingerprint ON alert_events (fingerprint, at)",
+    "CREATE INDEX alert_events_by_time ON alert_events (at)",
+    """
+    CREATE TABLE silences (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        matchers TEXT NOT NULL,
+        starts_at REAL NOT NULL,
+        ends_at REAL NOT NULL,
+        created_by TEXT NOT NULL,
+        comment TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        expired_at REAL,
+        expired_by TEXT
+    )
+    """,
+    "CREATE INDEX silences_by_end ON silences (ends_at)",
+    """
+    CREATE TABLE alert_engine_state (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    )
+    """,
+)
+
+_OUTBOX = (
+    """
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        notice_id TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        alert_id TEXT,
+        fingerprint TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending'
+            CHECK (status IN ('pending', 'delivered', 'dead', 'held')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL,
+        last_attempt_at REAL,
+        delivered_at REAL,
+        last_status TEXT,
+        last_error_class TEXT,
+        last_error TEXT,
+        http_status INTEGER,
+        response_body TEXT,
+        UNIQUE (notice_id, channel)
+    )
+    """,
+    "CREATE INDEX outbox_due ON outbox (channel, status, next_attempt_at)",
+    "CREATE INDEX outbox_by_alert_instance ON outbox (channel, fingerprint, status, created_at)",
+    "CREATE INDEX outbox_by_alert_id ON outbox (alert_id)",
+    "CREATE INDEX outbox_by_age ON outbox (status, created_at)",
+    """
+    CREATE TABLE deliveries (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        outbox_id INTEGER NOT NULL REFERENCES outbox (id) ON DELETE CASCADE,
+        at REAL NOT NULL,
+        status TEXT NOT NULL,
+        error_class TEXT,
+        message TEXT NOT NULL,
+        http_status INTEGER,
+        latency_ms REAL
+    )
+    """,
+    "CREATE INDEX deliveries_by_outbox ON deliveries (outbox_id)",
+    """
+    CREATE TABLE channel_health (
+        channel TEXT PRIMARY KEY,
+        state TEXT NOT NULL CHECK (state IN ('ok', 'degraded', 'misconfigured', 'failing')),
+        config_hash TEXT,
+        last_success_at REAL,
+        last_error_at REAL,
+        last_error_class TEXT,
+        last_error TEXT,
+        http_status INTEGER,
+        response_body TEXT,
+        next_retry_at REAL,
+        consecutive_failures INTEGER NOT NULL DEFAULT 0,
+        failing_since REAL,
+        updated_at REAL NOT NULL
+    )
+    """,
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "series and raw samples", _SERIES_AND_SAMPLES),
     Migration(2, "minute and hour rollups", _ROLLUPS),
     Migration(3, "heartbeat and collector status", _DAEMON_STATUS),
+    Migration(4, "alert instances, history, silences and engine state", _ALERTS),
+    Migration(5, "notification outbox, delivery attempts and channel health", _OUTBOX),
 )
 """Every migration, in version order."""

@@ -104,10 +104,12 @@ def test_failed_migration_rolls_back(tmp_path: Path) -> None:
 def test_callable_migration_runs(tmp_path: Path) -> None:
     """A migration given as a callable runs inside its transaction and is recorded."""
     conn = connect(tmp_path / DB_FILENAME)
-    extra = Migration(4, "callable", lambda c: c.execute("CREATE TABLE extra (x INTEGER)"))
+    version = MIGRATIONS[-1].version + 1
+    extra = Migration(version, "callable", lambda c: c.execute("CREATE TABLE extra (x INTEGER)"))
 
-    assert migrate(conn, migrations=(*MIGRATIONS, extra))[-1] == 4
-    assert conn.execute("SELECT name FROM migrations WHERE version = 4").fetchone()[0] == "callable"
+    assert migrate(conn, migrations=(*MIGRATIONS, extra))[-1] == version
+    name = conn.execute("SELECT name FROM migrations WHERE version = ?", (version,)).fetchone()[0]
+    assert name == "callable"
     conn.close()
 
 
