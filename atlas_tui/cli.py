@@ -1,29 +1,36 @@
-"""The `atlas` command: console (default), daemon, metrics and config check.
+"""The `atlas` command: console (default), daemon, metrics, config check, alerts, notify.
 
 `main()` parses the arguments, resolves the config file and the data directory
 (flag, else environment, else XDG default) and hands over to the console, the
-daemon or a short store read. Heavy packages (Textual, FastAPI, uvicorn) are
-imported inside the subcommand that needs them, so `atlas metrics` starts fast.
+daemon or a short store read. `atlas alerts`, `atlas notify test` and the rule check
+of `atlas config check` run in `atlas_tui.cli_alerts`. Heavy packages (Textual,
+FastAPI, uvicorn, the alert channels) are imported inside the subcommand that needs
+them, so `atlas metrics` starts fast.
 
 Exit codes: 0 for success. 1 when the command ran and failed, for example with no
-data, the data directory locked by another daemon, or an unreadable store. 2 for
-invalid usage or an invalid config file. 130 when Ctrl-C arrived before the command
-installed its own handler.
+data, the data directory locked by another daemon, an unreadable store, an unknown
+alert id, or a test notice the channel did not accept. 2 for invalid usage or an
+invalid config file, including a rule condition that does not parse and an unknown
+channel name. 130 when Ctrl-C arrived before the command installed its own handler.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sqlite3
 import sys
+import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, get_args
 
 from atlas_tui import __version__
-from atlas_tui.config import Config, load_config, resolve_config_path, resolve_data_dir
+from atlas_tui.alerts.state import AlertState
+from atlas_tui.config import Config, Severity, load_config, resolve_config_path, resolve_data_dir
+from atlas_tui.durations import parse_duration
 from atlas_tui.errors import AtlasError, ConfigError
 from atlas_tui.logs import LOG_LEVELS, LogFileError, configure_logging
 from storage.db import DB_FILENAME, connect
@@ -40,6 +47,11 @@ EXIT_USAGE = 2
 """Invalid arguments or an invalid config file."""
 EXIT_INTERRUPTED = 130
 """Ctrl-C arrived before the command installed its own handler."""
+
+_ALERT_STATES = (*(str(state) for state in AlertState), "acknowledged", "silenced")
+"""Values of `atlas alerts list --state`: the engine states plus the two markers."""
+_SEVERITIES: tuple[str, ...] = get_args(Severity)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `atlas` command line and return its exit code.
@@ -60,6 +72,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AtlasError as err:
         print(f"atlas {command}: {err}", file=sys.stderr)
         return EXIT_FAILURE
+    except BrokenPipeError:
+        # The reader (`| head`, `| less` quit early) went away. Point stdout at
+        # /dev/null so the interpreter's final flush does not raise a second time.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
 
@@ -88,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_daemon_parser(commands)
     _add_metrics_parser(commands)
     _add_config_parser(commands)
+    _add_alerts_parser(commands)
+    _add_notify_parser(commands)
     return parser
 
 
@@ -161,6 +181,134 @@ def _add_config_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
         help="validate the config file and print the effective config as JSON",
     )
     check.add_argument("--config", default=argparse.SUPPRESS, metavar="FILE", help="JSON config file to check")
+    check.add_argument(
+        "--data-dir",
+        default=argparse.SUPPRESS,
+        metavar="DIR",
+        help="also accept the metric names stored in DIR's store when checking rules "
+        "(default: $ATLAS_DATA_DIR if set, else only the built-in collectors' metrics)",
+    )
+
+
+def _add_alerts_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    alerts = commands.add_parser(
+        "alerts",
+        help="list, acknowledge and silence alerts in the store",
+        description="Read and change alerts in the store. Works with or without a running daemon.",
+    )
+    actions = alerts.add_subparsers(dest="alerts_command", metavar="ACTION", required=True)
+    _add_alerts_list_parser(actions)
+    _add_alerts_ack_parsers(actions)
+    _add_alerts_silence_parsers(actions)
+
+
+def _add_alerts_list_parser(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    listing = _alerts_action(actions, "list", "list alerts, firing first, then by severity and age")
+    listing.add_argument(
+        "--state",
+        choices=_ALERT_STATES,
+        default=None,
+        help="list only alerts in this state; acknowledged and silenced select alerts with that marker",
+    )
+    listing.add_argument(
+        "--severity",
+        choices=_SEVERITIES,
+        default=None,
+        help="list only alerts of this severity",
+    )
+    listing.add_argument(
+        "--all",
+        action="store_true",
+        help="include inactive alerts (default: pending, firing, nodata, error, and resolved "
+        "in the last 15 minutes)",
+    )
+    _add_json_flag(listing, "print a JSON list with every field of each alert; times as epoch seconds and ISO 8601 UTC")
+
+    history = _alerts_action(actions, "history", "print an alert's transitions and notification deliveries")
+    _add_alert_id(history)
+    _add_json_flag(history, "print a JSON object with the alert, its events and its deliveries")
+
+
+def _add_alerts_ack_parsers(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ack = _alerts_action(
+        actions,
+        "ack",
+        "acknowledge a firing alert, which stops repeat notices but still sends the resolved notice",
+    )
+    _add_alert_id(ack)
+    ack.add_argument(
+        "-m",
+        "--message",
+        default="",
+        help="note stored with the acknowledgement, for example what is being done",
+    )
+
+    unack = _alerts_action(actions, "unack", "remove the acknowledgement of a firing alert, so repeats resume")
+    _add_alert_id(unack)
+
+
+def _add_alerts_silence_parsers(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    silence = _alerts_action(
+        actions,
+        "silence",
+        "suppress notices of matching alerts for a while; they are still evaluated and listed",
+    )
+    silence.add_argument(
+        "--match",
+        action="append",
+        required=True,
+        metavar="MATCHER",
+        help="label matcher such as rule=high_cpu, mount=\"/\" or host=~\"atlas-.*\"; "
+        "repeat to require several (all must match)",
+    )
+    silence.add_argument(
+        "--for",
+        dest="duration",
+        required=True,
+        type=_silence_duration,
+        metavar="DURATION",
+        help="how long the silence lasts from now, such as 30m, 2h or 1d",
+    )
+    silence.add_argument("-c", "--comment", required=True, help="why the alerts are silenced; shown with the silence")
+
+    silences = _alerts_action(actions, "silences", "list active silences")
+    silences.add_argument("--all", action="store_true", help="include expired silences")
+    _add_json_flag(silences, "print a JSON list of silences; times as epoch seconds and ISO 8601 UTC")
+
+    unsilence = _alerts_action(actions, "unsilence", "end a silence now")
+    unsilence.add_argument("silence_id", metavar="SILENCE_ID", help="silence id as listed, such as silence_3")
+
+
+def _alerts_action(
+    actions: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help_text: str
+) -> argparse.ArgumentParser:
+    action = actions.add_parser(name, help=help_text, description=help_text[:1].upper() + help_text[1:] + ".")
+    _add_location_flags(action, suppress=True)
+    return action
+
+
+def _add_alert_id(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "id",
+        metavar="ID",
+        help="alert id such as alert_12, or its fingerprint (a unique prefix of 4 or more characters is enough)",
+    )
+
+
+def _add_json_flag(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument("--json", action="store_true", help=help_text)
+
+
+def _add_notify_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    notify = commands.add_parser("notify", help="check notification channels")
+    actions = notify.add_subparsers(dest="notify_command", metavar="ACTION", required=True)
+    test = actions.add_parser(
+        "test",
+        help="send a labelled test message to one channel and print the latency and response",
+        description="Send a message labelled [TEST] to CHANNEL. Exits 0 when the channel accepted it, 1 otherwise.",
+    )
+    test.add_argument("channel", metavar="CHANNEL", help="channel name, a key of the config's \"channels\" section")
+    test.add_argument("--config", default=argparse.SUPPRESS, metavar="FILE", help="JSON config file with the channel")
 
 
 def _cmd_tui(args: argparse.Namespace) -> int:
@@ -207,10 +355,45 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
 def _cmd_config(args: argparse.Namespace) -> int:
     path = resolve_config_path(args.config)
     config = load_config(path)
+    from atlas_tui.cli_alerts import check_alerting
+
+    stored, notes = _stored_metrics(args)
+    check = check_alerting(config, stored)
+    if check.errors:
+        # The warnings go with the errors, so one run shows every problem.
+        raise ConfigError(str(path) if path is not None else "defaults", [*check.errors, *notes, *check.warnings])
+
     print(json.dumps(config.model_dump(mode="json"), indent=2))
     source = str(path) if path is not None else "defaults (no config file found)"
+    for warning in [*notes, *check.warnings]:
+        print(f"{source}: {warning}", file=sys.stderr)
     print(f"config ok: {source}", file=sys.stderr)
     return EXIT_OK
+
+
+def _cmd_alerts(args: argparse.Namespace) -> int:
+    configure_logging("WARNING")
+    config = _load(args)
+    from atlas_tui.alerts.silences import InvalidSilenceError
+    from atlas_tui.cli_alerts import run_alerts
+
+    try:
+        run_alerts(args, config, resolve_data_dir(args.data_dir), now=time.time(), out=sys.stdout)
+    except InvalidSilenceError as err:
+        print(f"atlas alerts {args.alerts_command}: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def _cmd_notify(args: argparse.Namespace) -> int:
+    configure_logging("WARNING")
+    path = resolve_config_path(args.config)
+    config = load_config(path)
+    from atlas_tui.cli_alerts import notify_test
+
+    source = str(path) if path is not None else "defaults (no config file found)"
+    delivered = notify_test(config, source, args.channel, sys.stdout, sys.stderr)
+    return EXIT_OK if delivered else EXIT_FAILURE
 
 
 _COMMANDS = {
@@ -218,6 +401,8 @@ _COMMANDS = {
     "daemon": _cmd_daemon,
     "metrics": _cmd_metrics,
     "config": _cmd_config,
+    "alerts": _cmd_alerts,
+    "notify": _cmd_notify,
 }
 
 
@@ -227,6 +412,33 @@ class _NoMetricsError(AtlasError):
 
 def _load(args: argparse.Namespace) -> Config:
     return load_config(resolve_config_path(args.config))
+
+
+def _stored_metrics(args: argparse.Namespace) -> tuple[set[str], list[str]]:
+    """Return the metric names in the store of `--data-dir` or `$ATLAS_DATA_DIR`, and notes.
+
+    Without either, only the built-in metric names count, so a check on a machine
+    without a store never warns about the default data directory.
+    """
+    chosen = args.data_dir or os.environ.get("ATLAS_DATA_DIR")
+    if not chosen:
+        return set(), []
+    from atlas_tui.cli_alerts import NoStoreError, stored_metric_names
+
+    try:
+        return stored_metric_names(resolve_data_dir(chosen)), []
+    except NoStoreError as err:
+        return set(), [f"warning: {err}; rules were checked against the built-in metric names only"]
+
+
+def _silence_duration(text: str) -> float:
+    try:
+        seconds = parse_duration(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"expected a duration longer than zero such as 30m or 2h, got {text!r}")
+    return seconds
 
 
 def _port(text: str) -> int:

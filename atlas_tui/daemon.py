@@ -1,8 +1,10 @@
-"""The headless daemon: collectors, heartbeat, store maintenance and the HTTP API.
+"""The headless daemon: collectors, alerting, heartbeat, store maintenance and the HTTP API.
 
 `atlas daemon` calls `run_daemon`, which runs one asyncio supervisor:
 
     lock file ─▶ API socket ─▶ store ─┬─ CollectionPipeline ─▶ samples
+                                      ├─ AlertService       ─▶ alert states, history, outbox rows
+                                      ├─ OutboxSender       ─▶ email, Slack, webhooks
                                       ├─ heartbeat task     ─▶ heartbeat row
                                       ├─ maintenance task   ─▶ rollups, retention, checkpoint
                                       └─ API server task    ◀─ scripts on 127.0.0.1
@@ -12,7 +14,10 @@ Invariants: the daemon is the only long-running writer of the store and holds
 connection and awaits its `asyncio.to_thread` call before starting the next, so no
 connection is used by two threads at once. Connections are closed only after their
 task has returned. SIGTERM and SIGINT stop the collectors after the current write
-commits, then the API, and the process exits within about 5 s.
+commits, the alert service after its current cycle commits and the outbox sender
+after a short grace for in-flight sends, then the API, and the process exits
+within about 5 s. The `httpx` loggers stay at WARNING, because their INFO lines
+carry request URLs and a Slack webhook URL is a secret.
 """
 
 from __future__ import annotations
@@ -30,13 +35,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from atlas_tui import __version__
+from atlas_tui.alerts.outbox import OutboxSender
+from atlas_tui.alerts.service import AlertService
 from atlas_tui.collection import CollectionPipeline
 from atlas_tui.config import Config
 from atlas_tui.errors import AtlasError
 from atlas_tui.lockfile import DaemonLock
 from atlas_tui.logs import configure_logging
+from storage.alerts import delete_old_history
 from storage.db import DB_FILENAME, connect, open_store
 from storage.metrics import apply_retention, update_rollups
+from storage.outbox import apply_outbox_retention
 from storage.status import Heartbeat, checkpoint, store_size, write_heartbeat
 
 if TYPE_CHECKING:
@@ -68,6 +77,9 @@ equals the store's `journal_size_limit`, so a larger WAL means a reader pins it.
 
 logger = logging.getLogger(__name__)
 
+_URL_LOGGERS = ("httpx", "httpcore")
+"""Loggers that would print request URLs (and so webhook secrets) below WARNING."""
+
 
 def run_daemon(
     config: Config,
@@ -94,6 +106,8 @@ def run_daemon(
         a task fails or the stop times out.
     """
     configure_logging(log_level, log_file)
+    for name in _URL_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     supervisor = Supervisor(
         config,
         data_dir.expanduser().resolve(),
@@ -161,6 +175,7 @@ class Supervisor:
     async def _run_locked(self) -> int:
         self.started_at = time.time()
         pipeline = CollectionPipeline(self.config, self.data_dir)
+        alerting = _Alerting.build(self.config, self.data_dir, pipeline)
         server: ApiServer | None = None
         try:
             server = self._bind_api(pipeline) if self.api_enabled else None
@@ -176,7 +191,7 @@ class Supervisor:
             return EXIT_FAILURE
 
         await self._beat(stores.heartbeat)
-        tasks = self._start_tasks(pipeline, server, stores)
+        tasks = self._start_tasks(pipeline, alerting, server, stores)
         logger.info(
             "daemon started pid=%d data_dir=%s port=%s version=%s",
             os.getpid(),
@@ -185,7 +200,7 @@ class Supervisor:
             __version__,
         )
         ended_early = await self._wait_for_stop(tasks)
-        finished = await self._shutdown(tasks, pipeline, server, stores)
+        finished = await self._shutdown(tasks, pipeline, alerting, server, stores)
         failed = self._log_task_errors(tasks) or ended_early
         if finished:
             stores.close()
@@ -203,6 +218,7 @@ class Supervisor:
             version=__version__,
             statuses_provider=pipeline.statuses,
             stale_after=heartbeat_stale_after(self.interval),
+            config=self.config,
         )
         server = ApiServer(app, self.port)
         server.bind()
@@ -211,11 +227,14 @@ class Supervisor:
     def _start_tasks(
         self,
         pipeline: CollectionPipeline,
+        alerting: _Alerting,
         server: ApiServer | None,
         stores: _Connections,
     ) -> dict[str, asyncio.Task[None]]:
         coroutines = {
             "pipeline": pipeline.run(),
+            "alerts": alerting.service.run(),
+            "outbox": alerting.sender.run(),
             "heartbeat": self._heartbeat_loop(stores.heartbeat),
             "maintenance": self._maintenance_loop(stores.maintenance),
         }
@@ -254,6 +273,7 @@ class Supervisor:
         self,
         tasks: dict[str, asyncio.Task[None]],
         pipeline: CollectionPipeline,
+        alerting: _Alerting,
         server: ApiServer | None,
         stores: _Connections,
     ) -> bool:
@@ -266,7 +286,11 @@ class Supervisor:
             server.stop()
         try:
             async with asyncio.timeout(SHUTDOWN_TIMEOUT):
-                await self._stop_pipeline(pipeline, tasks["pipeline"])
+                await asyncio.gather(
+                    self._stop_pipeline(pipeline, tasks["pipeline"]),
+                    alerting.service.stop(),
+                    alerting.sender.stop(),
+                )
                 await asyncio.wait(tasks.values())
         except TimeoutError:
             pending = ",".join(name for name, task in tasks.items() if not task.done())
@@ -398,11 +422,34 @@ class _MaintenanceReport:
 def _maintain_store(
     conn: sqlite3.Connection, now: float, raw_keep: float, rollup_keep: float
 ) -> _MaintenanceReport:
-    """Fill rollups, delete expired rows and checkpoint the WAL, in one worker thread."""
+    """Fill rollups, delete expired rows and checkpoint the WAL, in one worker thread.
+
+    Besides samples and rollups, this expires alert history older than 90 days and
+    moves undeliverable notices to the dead-letter list (deleting old finished ones).
+    """
     rollups = update_rollups(conn, now)
     deleted = apply_retention(conn, now, raw_keep=raw_keep, rollup_keep=rollup_keep)
+    deleted += delete_old_history(conn, now)
+    deleted += apply_outbox_retention(conn, now)
     busy, _log_frames, _checkpointed = checkpoint(conn)
     return _MaintenanceReport(rollups=rollups, deleted=deleted, checkpoint_busy=busy)
+
+
+@dataclass(frozen=True)
+class _Alerting:
+    """The rule evaluation loop and the notification sender, which it wakes."""
+
+    service: AlertService
+    sender: OutboxSender
+
+    @classmethod
+    def build(cls, config: Config, data_dir: Path, pipeline: CollectionPipeline) -> _Alerting:
+        """Create both; nothing is opened until their `run()`."""
+        sender = OutboxSender(config, data_dir)
+        service = AlertService(
+            config, data_dir, statuses=pipeline.statuses, on_enqueued=sender.wake, wait_for_collectors=True
+        )
+        return cls(service=service, sender=sender)
 
 
 @dataclass

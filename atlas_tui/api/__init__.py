@@ -1,7 +1,8 @@
 """The daemon's HTTP API: a FastAPI app factory, one router per area, and its server.
 
 `create_api` builds the app, and `ApiServer` runs it with uvicorn inside the daemon's
-asyncio loop on 127.0.0.1. Routes: `GET /api/system/status` and `GET /api/metrics`.
+asyncio loop on 127.0.0.1. Routes: `GET /api/system/status`, `GET /api/metrics`,
+`GET /api/alerts`, `POST /api/alerts/ack/{id}` and `GET /api/alerts/{id}/history`.
 """
 
 from __future__ import annotations

@@ -15,9 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 
-from atlas_tui.api import metrics, system
+from atlas_tui.api import alerts, metrics, system
 from atlas_tui.api.context import ApiContext, StatusesProvider
+from atlas_tui.config import Config
 
 __all__ = ["DEFAULT_STALE_AFTER", "create_api"]
 
@@ -33,6 +35,7 @@ def create_api(
     statuses_provider: StatusesProvider,
     stale_after: float = DEFAULT_STALE_AFTER,
     clock: Callable[[], float] = time.time,
+    config: Config | None = None,
 ) -> FastAPI:
     """Build the API app for the store in `data_dir`.
 
@@ -42,10 +45,12 @@ def create_api(
         version: Version string reported by `/api/system/status`.
         statuses_provider: Returns the collectors' latest statuses.
         stale_after: Seconds after which an old heartbeat counts as stale.
-        clock: Clock for uptime and heartbeat age.
+        clock: Clock for uptime, heartbeat age and the time of acknowledgements.
+        config: The daemon's config; acknowledgements read its rules and channels.
+            None uses the defaults, which have no channels.
 
     Returns:
-        The app, with `/api/system/status` and `/api/metrics` routes.
+        The app, with `/api/system/status`, `/api/metrics` and `/api/alerts` routes.
     """
     app = FastAPI(title="ATLAS", version=version)
     app.state.context = ApiContext(
@@ -58,6 +63,12 @@ def create_api(
         stale_after=stale_after,
         clock=clock,
     )
+    # NOTE: with config None, an acknowledgement made through the API queues no
+    # acknowledge notices, because the default config has no channels.
+    app.state.config = config if config is not None else Config()
     app.include_router(system.router)
     app.include_router(metrics.router)
+    app.include_router(alerts.router)
+    app.add_exception_handler(alerts.AlertApiError, alerts.handle_alert_api_error)
+    app.add_exception_handler(RequestValidationError, alerts.handle_validation_error)
     return app
