@@ -39,6 +39,7 @@ from atlas_tui.alerts.actions import (
 from atlas_tui.alerts.channels.probe import describe_result, send_test
 from atlas_tui.alerts.errors import AlertStateError
 from atlas_tui.alerts.rules import load_rules
+from atlas_tui.alerts.sources import SELF_HEALTH_METRICS, SYSTEM_METRICS
 from atlas_tui.config import Config
 from atlas_tui.durations import format_duration
 from atlas_tui.errors import AtlasError, ConfigError
@@ -74,38 +75,10 @@ __all__ = [
     "stored_metric_names",
 ]
 
-KNOWN_METRICS: frozenset[str] = frozenset(
-    {
-        # collectors.system
-        "cpu_usage",
-        "memory_usage",
-        "swap_usage",
-        "disk_usage",
-        "disk_read_bytes_per_second",
-        "disk_write_bytes_per_second",
-        "net_recv_bytes_per_second",
-        "net_sent_bytes_per_second",
-        "load_1m",
-        "load_5m",
-        "load_15m",
-        "process_count",
-        "uptime_seconds",
-        "cpu_frequency_mhz",
-        "temperature_celsius",
-        # collectors.self_health
-        "collector_up",
-        "collector_duration_ms",
-        "collector_source_available",
-        "store_db_bytes",
-        "store_wal_bytes",
-        "daemon_rss_bytes",
-        "daemon_cpu_percent",
-    }
-)
+KNOWN_METRICS: frozenset[str] = SYSTEM_METRICS | SELF_HEALTH_METRICS
 """Metric names the built-in collectors write; `atlas config check` warns about any other name.
 
-NOTE: keep this in step with `collectors/system.py` and `collectors/self_health.py`;
-names found in the store given by `--data-dir` count as known too.
+Names found in the store given by `--data-dir` count as known too.
 """
 
 

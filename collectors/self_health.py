@@ -27,7 +27,20 @@ import psutil
 
 from collectors.base import CollectorStatus, Sample
 
-__all__ = ["DB_FILENAME", "SelfHealthCollector"]
+__all__ = ["DB_FILENAME", "METRICS", "SelfHealthCollector"]
+
+METRICS = frozenset(
+    {
+        "collector_up",
+        "collector_duration_ms",
+        "collector_source_available",
+        "store_db_bytes",
+        "store_wal_bytes",
+        "daemon_rss_bytes",
+        "daemon_cpu_percent",
+    }
+)
+"""Every metric name this collector can write."""
 
 logger = logging.getLogger(__name__)
 

@@ -40,9 +40,30 @@ import psutil
 
 from collectors.base import CollectorError, Sample
 
-__all__ = ["MIN_CPU_WINDOW", "PSEUDO_FILESYSTEMS", "SLOW_SOURCE_PERIOD", "SystemCollector"]
+__all__ = ["METRICS", "MIN_CPU_WINDOW", "PSEUDO_FILESYSTEMS", "SLOW_SOURCE_PERIOD", "SystemCollector"]
 
 logger = logging.getLogger(__name__)
+
+METRICS = frozenset(
+    {
+        "cpu_usage",
+        "memory_usage",
+        "swap_usage",
+        "disk_usage",
+        "disk_read_bytes_per_second",
+        "disk_write_bytes_per_second",
+        "net_recv_bytes_per_second",
+        "net_sent_bytes_per_second",
+        "load_1m",
+        "load_5m",
+        "load_15m",
+        "process_count",
+        "uptime_seconds",
+        "cpu_frequency_mhz",
+        "temperature_celsius",
+    }
+)
+"""Every metric name this collector can write."""
 
 MIN_CPU_WINDOW = 0.1
 """Minimum seconds between the two `cpu_times` readings a CPU percentage is computed from.

@@ -20,42 +20,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from collectors import self_health, system
 from collectors.base import CollectorStatus
 
 __all__ = ["SELF_HEALTH_METRICS", "SYSTEM_METRICS", "SYSTEM_SOURCE_METRICS", "SourceHealth", "collector_of"]
 
-SYSTEM_METRICS = frozenset(
-    {
-        "cpu_usage",
-        "memory_usage",
-        "swap_usage",
-        "disk_usage",
-        "disk_read_bytes_per_second",
-        "disk_write_bytes_per_second",
-        "net_recv_bytes_per_second",
-        "net_sent_bytes_per_second",
-        "load_1m",
-        "load_5m",
-        "load_15m",
-        "process_count",
-        "uptime_seconds",
-        "cpu_frequency_mhz",
-        "temperature_celsius",
-    }
-)
+SYSTEM_METRICS = system.METRICS
 """Metrics written by the psutil `system` collector."""
 
-SELF_HEALTH_METRICS = frozenset(
-    {
-        "collector_up",
-        "collector_duration_ms",
-        "collector_source_available",
-        "store_db_bytes",
-        "store_wal_bytes",
-        "daemon_rss_bytes",
-        "daemon_cpu_percent",
-    }
-)
+SELF_HEALTH_METRICS = self_health.METRICS
 """Metrics written by the `self_health` collector."""
 
 SYSTEM_SOURCE_METRICS: Mapping[str, tuple[str, ...]] = {
