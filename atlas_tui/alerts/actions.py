@@ -212,7 +212,11 @@ def _reread(conn: sqlite3.Connection, stored: StoredInstance) -> AlertRecord:
 def _write_step(
     conn: sqlite3.Connection, stored: StoredInstance, step: Transition, now: float, config: Config
 ) -> None:
-    notices = () if stored.silenced else tuple(n for n in step.notices if n.channel in config.channels)
+    # The engine addresses acknowledge notices to the channels that received the
+    # firing notice, as recorded in the stored instance. Filtering them by this
+    # process's config would drop them all when `atlas alerts ack` runs without the
+    # daemon's --config. The daemon's sender knows the channels and decides per type.
+    notices = () if stored.silenced else step.notices
     planner = CyclePlanner(now)
     rule = _rule_for(config, stored)
     planner.record(rule, stored, Transition(step.state, step.events, notices), silenced=stored.silenced)

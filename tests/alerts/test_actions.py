@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from atlas_tui.alerts import actions
+from atlas_tui.config import Config
 from atlas_tui.alerts.silences import InvalidSilenceError, format_matchers, parse_matchers
 from storage.alerts import get_silence, list_silences
 
@@ -29,6 +30,17 @@ def test_ack_without_daemon(firing: Harness) -> None:
     record = actions.acknowledge(firing.conn, "alert_1", by="alice", message="on it", now=T0 + 5, config=firing.config)
     assert (record.ack_by, record.ack_at, record.ack_message) == ("alice", T0 + 5, "on it")
     assert firing.kinds() == ["firing", "acknowledge"]
+
+
+def test_ack_without_daemon_config(firing: Harness) -> None:
+    """An ack made with the default config still queues an acknowledge notice.
+
+    `atlas alerts ack` is often run without the daemon's --config. The notice goes to
+    the channels that received the firing notice, as the stored alert records them.
+    """
+    actions.acknowledge(firing.conn, "alert_1", by="alice", message="on it", now=T0 + 5, config=Config())
+    assert firing.kinds() == ["firing", "acknowledge"]
+    assert [row["channel"] for row in firing.outbox()] == ["hook", "hook"]
 
 
 def test_ack_by_fingerprint(firing: Harness) -> None:
