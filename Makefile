@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test screenshots clean
+.PHONY: run test screenshots devnode clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -13,10 +13,25 @@ $(STAMP): pyproject.toml
 	$(PY) -c "import atlas_tui, textual, psutil, pytest"
 	touch $(STAMP)
 
+# The local Ethereum dev node (ganache, from the npm registry) that the node tests start.
+# Without npm the install is skipped and those tests are skipped with the reason.
+DEVNODE := devnode/node_modules/.bin/ganache
+DEVNODE_STAMP := devnode/node_modules/.installed-stamp
+
+$(DEVNODE_STAMP): devnode/package.json devnode/package-lock.json
+	@if command -v npm >/dev/null; then \
+	  cd devnode && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed-stamp; \
+	else echo "npm not found: tests that need the Ethereum dev node will be skipped"; fi
+
+# A dev node on 127.0.0.1:8545 that mines a block every 2 s; Ctrl+C stops it.
+devnode: $(DEVNODE_STAMP)
+	$(DEVNODE) --server.host 127.0.0.1 --server.port 8545 --chain.chainId 1337 --miner.blockTime 2 \
+	  --wallet.totalAccounts 1 --logging.quiet
+
 run: $(STAMP)
 	$(VENV)/bin/atlas $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP) $(DEVNODE_STAMP)
 	env -u TEXTUAL_THEME -u NO_COLOR -u TEXTUAL_COLOR_SYSTEM $(PY) -m pytest -q $(PYTEST_ARGS)
 
 clean:

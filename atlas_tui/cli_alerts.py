@@ -40,6 +40,8 @@ from atlas_tui.alerts.channels.probe import describe_result, send_test
 from atlas_tui.alerts.errors import AlertStateError
 from atlas_tui.alerts.rules import load_rules
 from atlas_tui.alerts.sources import SELF_HEALTH_METRICS, SYSTEM_METRICS
+from collectors.blockchain import NODE_METRICS
+from collectors.http_probe import PROBE_METRICS
 from atlas_tui.config import Config
 from atlas_tui.durations import format_duration
 from atlas_tui.errors import AtlasError, ConfigError
@@ -75,7 +77,7 @@ __all__ = [
     "stored_metric_names",
 ]
 
-KNOWN_METRICS: frozenset[str] = SYSTEM_METRICS | SELF_HEALTH_METRICS
+KNOWN_METRICS: frozenset[str] = SYSTEM_METRICS | SELF_HEALTH_METRICS | NODE_METRICS | PROBE_METRICS
 """Metric names the built-in collectors write; `atlas config check` warns about any other name.
 
 Names found in the store given by `--data-dir` count as known too.

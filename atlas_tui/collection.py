@@ -25,6 +25,8 @@ from pathlib import Path
 
 from atlas_tui.config import Config
 from collectors.base import Collector, CollectorStatus, Labels, Sample
+from collectors.blockchain import NodeCollector, ReferenceBook
+from collectors.http_probe import ProbeCollector
 from collectors.scheduler import Scheduler
 from collectors.self_health import SelfHealthCollector
 from collectors.system import SystemCollector
@@ -46,15 +48,25 @@ def build_collectors(
     """Build the collectors the config enables and their cycle timeouts by name.
 
     The self-health collector always runs, on its own interval, so a host with host
-    metrics switched off still reports collector and store health.
+    metrics switched off still reports collector and store health. Each configured
+    node and probe gets its own collector (`node:<name>`, `probe:<name>`), and the
+    nodes share one `ReferenceBook` so they can be each other's lag references.
     """
     system = config.collectors.system
     collectors: list[Collector] = []
     if system.enabled:
         collectors.append(SystemCollector(interval=system.interval))
+    references = ReferenceBook()
+    network: list[NodeCollector | ProbeCollector] = [
+        NodeCollector(node, references) for node in config.collectors.nodes
+    ]
+    network.extend(ProbeCollector(probe) for probe in config.collectors.probes)
+    collectors.extend(network)
     health_interval = config.collectors.self_health.interval
     collectors.append(SelfHealthCollector(statuses, data_dir, interval=health_interval))
-    return collectors, {SystemCollector.name: system.timeout}
+    timeouts = {SystemCollector.name: system.timeout}
+    timeouts.update((collector.name, collector.cycle_timeout) for collector in network)
+    return collectors, timeouts
 
 
 class CollectionPipeline:
