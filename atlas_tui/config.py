@@ -14,13 +14,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
 
 from atlas_tui.alerts.channels.models import ChannelConfig
 from atlas_tui.durations import Duration
 from atlas_tui.errors import ConfigError
+from atlas_tui.nodes_config import NodeList, ProbeList
 
 __all__ = [
     "AlertRule",
@@ -40,8 +41,22 @@ NodataState = Literal["ok", "alerting", "nodata", "keep_last"]
 ErrorState = Literal["ok", "alerting", "error", "keep_last"]
 
 
+MIN_INTERVAL = 0.1
+"""Shortest accepted collection, refresh or evaluation interval in seconds.
+
+Below this the daemon spends its time scheduling rather than collecting.
+"""
+MAX_INTERVAL = 86400.0
+"""Longest accepted interval in seconds (one day)."""
+
+
+Number = Annotated[float, Field(strict=True)]
+"""A JSON number: whole or decimal, never a string or true/false."""
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # Infinity and NaN are not JSON, and a bool where a number belongs is a typo.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
 
 class AlertRule(_Section):
@@ -55,9 +70,9 @@ class AlertRule(_Section):
     """Condition over metric names, for example `cpu_usage > 80`."""
     severity: Severity = "warning"
     """One of info, warning, error, critical."""
-    enabled: bool = True
+    enabled: StrictBool = True
     """A disabled rule is kept in the config but never evaluated."""
-    cooldown_min: float = Field(default=15, ge=0)
+    cooldown_min: Number = Field(default=15, ge=0, le=10080)
     """Minimum minutes between two notices for the same alert on one channel."""
     channels: list[str] = Field(default_factory=list)
     """Names of notification channels, for example `["email", "slack"]`."""
@@ -80,18 +95,18 @@ class AlertRule(_Section):
 class SystemCollectorConfig(_Section):
     """Host metrics read with psutil."""
 
-    enabled: bool = True
+    enabled: StrictBool = True
     """Set to false to collect no host metrics (the daemon still writes self-health)."""
-    interval: Duration = Field(default=5.0, gt=0)
+    interval: Duration = Field(default=5.0, ge=MIN_INTERVAL, le=MAX_INTERVAL)
     """Seconds between two readings; 5 s keeps the daemon under 0.4 % of one core."""
-    timeout: Duration = Field(default=4.0, gt=0)
+    timeout: Duration = Field(default=4.0, gt=0, le=3600)
     """Seconds after which a cycle is abandoned and reported as timed out."""
 
 
 class SelfHealthCollectorConfig(_Section):
     """The daemon's own health: collector states, store and WAL size, RSS and CPU."""
 
-    interval: Duration = Field(default=5.0, gt=0)
+    interval: Duration = Field(default=5.0, ge=MIN_INTERVAL, le=MAX_INTERVAL)
     """Time between two self-health readings."""
 
 
@@ -102,34 +117,38 @@ class CollectorsConfig(_Section):
     """The psutil host collector."""
     self_health: SelfHealthCollectorConfig = Field(default_factory=SelfHealthCollectorConfig)
     """The self-health collector; it always runs."""
+    nodes: NodeList = Field(default_factory=list)
+    """Blockchain nodes watched over JSON-RPC; see `atlas_tui.nodes_config.NodeConfig`."""
+    probes: ProbeList = Field(default_factory=list)
+    """HTTP(S) endpoints checked with a request; see `atlas_tui.nodes_config.ProbeConfig`."""
 
 
 class StorageConfig(_Section):
     """Retention and maintenance of the SQLite store."""
 
-    raw_retention: Duration = Field(default=86400.0, gt=0)
+    raw_retention: Duration = Field(default=86400.0, ge=60, le=90 * 86400.0)
     """How long raw samples are kept; rollups then serve older ranges."""
-    maintenance_interval: Duration = Field(default=60.0, gt=0)
+    maintenance_interval: Duration = Field(default=60.0, ge=MIN_INTERVAL, le=MAX_INTERVAL)
     """Seconds between rollup, retention and checkpoint runs in the daemon."""
 
 
 class AlertingConfig(_Section):
     """How often rules are evaluated."""
 
-    evaluation_interval: Duration = Field(default=30.0, gt=0)
+    evaluation_interval: Duration = Field(default=30.0, ge=MIN_INTERVAL, le=MAX_INTERVAL)
     """Time between two evaluations of every rule; an evaluation that overruns it is skipped."""
 
 
 class Config(_Section):
     """The whole config file."""
 
-    port: int = Field(default=8080, ge=1, le=65535)
+    port: StrictInt = Field(default=8080, ge=1, le=65535)
     """TCP port of the daemon's HTTP API on 127.0.0.1."""
     alert_rules: list[AlertRule] = Field(default_factory=list)
     """Alert rules; see `AlertRule`."""
-    metrics_refresh_interval: float = Field(default=5, gt=0)
+    metrics_refresh_interval: Number = Field(default=5, ge=MIN_INTERVAL, le=3600)
     """Seconds between two console refreshes of charts and tables."""
-    max_history_hours: float = Field(default=168, gt=0)
+    max_history_hours: Number = Field(default=168, gt=0, le=87600)
     """Hours of per-minute and per-hour rollups kept in the store."""
     collectors: CollectorsConfig = Field(default_factory=CollectorsConfig)
     """Collector settings."""
@@ -195,10 +214,18 @@ def load_config(path: str | os.PathLike[str] | None) -> Config:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError as err:
         raise ConfigError(source, ["file not found; pass an existing file to --config"]) from err
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            source, [f"byte {err.start}: the file is not UTF-8 text; save it as UTF-8 JSON"]
+        ) from err
     except OSError as err:
         raise ConfigError(source, [f"cannot read the file: {err.strerror}"]) from err
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
+    except _DuplicateKeyError as err:
+        raise ConfigError(
+            source, [f"duplicate key {json.dumps(err.key)}; keep one of the entries"]
+        ) from err
     except json.JSONDecodeError as err:
         raise ConfigError(
             source, [f"line {err.lineno} column {err.colno}: invalid JSON: {err.msg}"]
@@ -209,6 +236,58 @@ def load_config(path: str | os.PathLike[str] | None) -> Config:
         return Config.model_validate(data)
     except ValidationError as err:
         raise ConfigError(source, [_describe(error) for error in err.errors()]) from err
+
+
+class _DuplicateKeyError(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Build a JSON object, raising on a repeated key: JSON parsers would keep the last one silently."""
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKeyError(key)
+        result[key] = value
+    return result
+
+
+_TYPE_NAMES = {
+    "model_type": "an object",
+    "model_attributes_type": "an object",
+    "dict_type": "an object",
+    "list_type": "a list",
+    "string_type": "a string",
+    "int_type": "a whole number",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "finite_number": "a finite number",
+}
+
+
+_BOUNDS = {
+    "greater_than": "greater than",
+    "greater_than_equal": "at least",
+    "less_than": "less than",
+    "less_than_equal": "at most",
+}
+
+
+def _bound(error: Any) -> str:
+    limit = next(iter(error.get("ctx", {}).values()), "?")
+    return f"{limit:g}" if isinstance(limit, float) else str(limit)
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return json.dumps(value)
+    if isinstance(value, (dict, list)):
+        return "an object" if isinstance(value, dict) else "a list"
+    return json.dumps(value, default=str)
 
 
 def _describe(error: Any) -> str:
@@ -222,6 +301,10 @@ def _describe(error: Any) -> str:
         return f"{path}: unknown key {json.dumps(str(error['loc'][-1]))}; remove it or fix its spelling"
     if kind == "missing":
         return f"{path}: required key is missing"
+    if kind in _BOUNDS:
+        return f"{path}: must be {_BOUNDS[kind]} {_bound(error)}, got {_json_kind(received)}"
+    if kind in _TYPE_NAMES:
+        return f"{path}: expected {_TYPE_NAMES[kind]}, got {_json_kind(received)}"
     message = error["msg"].removeprefix("Value error, ")
     if ", got " in message:
         return f"{path}: {message}"

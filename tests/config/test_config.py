@@ -130,3 +130,43 @@ def test_config_path_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     monkeypatch.setenv("ATLAS_CONFIG", str(tmp_path / "env.json"))
     assert resolve_config_path(None) == tmp_path / "env.json"
     assert resolve_config_path(tmp_path / "flag.json") == tmp_path / "flag.json"
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        ({"port": "8080"}, 'port: expected a whole number, got "8080"'),
+        ({"port": 8080.5}, "port: expected a whole number, got 8080.5"),
+        ({"max_history_hours": True}, "max_history_hours: expected a number, got true"),
+        ({"max_history_hours": 1e300}, "max_history_hours: must be at most 87600, got 1e+300"),
+        ({"collectors": {"system": {"enabled": "yes"}}}, 'collectors.system.enabled: expected true or false, got "yes"'),
+        ({"collectors": {"system": {"interval": "1ms"}}}, "collectors.system.interval: must be at least 0.1, got 0.001"),
+        ({"metrics_refresh_interval": 1e300}, "metrics_refresh_interval: must be at most 3600, got 1e+300"),
+        ({"collectors": None}, "collectors: expected an object, got null"),
+        ({"alert_rules": {}}, "alert_rules: expected a list, got an object"),
+    ],
+)
+def test_wrong_types_and_bounds(tmp_path: Path, data: dict[str, object], problem: str) -> None:
+    """Values of the wrong JSON type or out of range name the field and the value."""
+    assert problems_of(write(tmp_path, data)) == [problem]
+
+
+def test_infinity_rejected(tmp_path: Path) -> None:
+    """Infinity is not JSON and would overflow retention arithmetic."""
+    path = tmp_path / "config.json"
+    path.write_text('{"max_history_hours": Infinity}', encoding="utf-8")
+    assert problems_of(path) == ["max_history_hours: expected a finite number, got Infinity"]
+
+
+def test_duplicate_key_rejected(tmp_path: Path) -> None:
+    """A key given twice is an error instead of silently keeping the last value."""
+    path = tmp_path / "config.json"
+    path.write_text('{"port": 1, "port": 2}', encoding="utf-8")
+    assert problems_of(path) == ['duplicate key "port"; keep one of the entries']
+
+
+def test_non_utf8_file_rejected(tmp_path: Path) -> None:
+    """A file in another encoding gets a config error, not a traceback."""
+    path = tmp_path / "config.json"
+    path.write_bytes(b'\xff\xfe{"port": 1}')
+    assert problems_of(path) == ["byte 0: the file is not UTF-8 text; save it as UTF-8 JSON"]
