@@ -114,9 +114,9 @@ class AtlasApp(App[None]):
         self.push_screen(HelpScreen(self.help_entries()))
 
     def action_show_pane(self, pane_id: str) -> None:
-        """Show a pane of the main screen, closing the help first."""
-        if isinstance(self.screen, HelpScreen):
-            self.screen.dismiss(None)
+        """Show a pane of the main screen, closing the help or alert details first."""
+        while len(self.screen_stack) > 1 and not isinstance(self.screen, MainScreen):
+            self.pop_screen()
         self.main_screen.show_pane(pane_id)
 
     def help_entries(self) -> list[tuple[str, str]]:
@@ -124,7 +124,11 @@ class AtlasApp(App[None]):
         bindings = [binding for binding in self.BINDINGS if isinstance(binding, Binding)]
         for spec in PANES:
             bindings.extend(b for b in spec.pane_class.BINDINGS if isinstance(b, Binding))
-        entries = [(self.get_key_display(binding), binding.tooltip or binding.description) for binding in bindings]
+        entries: list[tuple[str, str]] = []
+        for binding in bindings:
+            entry = (self.get_key_display(binding), binding.tooltip or binding.description)
+            if entry not in entries:
+                entries.append(entry)
         entries.append(_TABLE_KEYS)
         entries.append(("escape", "Close this help"))
         return entries

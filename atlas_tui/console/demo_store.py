@@ -1,9 +1,9 @@
 """A deterministic demo store and the console app that reads it, for screenshots and snapshot tests.
 
 `build_demo_store` fills a fresh data directory with synthetic samples of a
-fictional host (`atlas-demo`) over the week before `DEMO_NOW`, plus a fresh daemon
-heartbeat, so `LocalSource` reads it as a running daemon's store and starts no
-collectors. `create_demo_app` returns the console over that store with a fixed
+fictional host (`atlas-demo`) over the week before `DEMO_NOW` and with the demo
+alerts of `console.demo_alerts`. It adds a fresh daemon heartbeat, so `LocalSource`
+reads it as a running daemon's store and starts no collectors. `create_demo_app` returns the console over that store with a fixed
 clock and live refresh off. The same input always gives the same pixels, which is
 what `make screenshots` and the snapshot tests need.
 """
@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from atlas_tui import __version__
-from atlas_tui.config import Config
 from atlas_tui.console.app import AtlasApp, create_app
+from atlas_tui.console.demo_alerts import build_demo_alerts, demo_config
 from atlas_tui.console.local_source import LocalSource
 from collectors.base import Sample
 from storage.db import open_store
@@ -46,7 +46,7 @@ _SEED = 20250615
 
 
 def build_demo_store(data_dir: Path, now: float = DEMO_NOW) -> None:
-    """Create the store in `data_dir` with a week of synthetic samples and a live heartbeat.
+    """Create the store in `data_dir` with a week of synthetic samples, alerts and a live heartbeat.
 
     Samples are every 10 s for the last two hours and every 10 min before that, and
     rollups are filled up to `now`, so every chart window has data.
@@ -54,6 +54,7 @@ def build_demo_store(data_dir: Path, now: float = DEMO_NOW) -> None:
     conn = open_store(data_dir)
     try:
         write_samples(conn, list(_demo_samples(now)))
+        build_demo_alerts(conn, data_dir, now)
         update_rollups(conn, now)
         write_heartbeat(
             conn,
@@ -65,7 +66,7 @@ def build_demo_store(data_dir: Path, now: float = DEMO_NOW) -> None:
 
 def create_demo_app(data_dir: Path, now: float = DEMO_NOW) -> AtlasApp:
     """Return the console reading the demo store in `data_dir` at the fixed time `now`."""
-    config = Config()
+    config = demo_config()
     source = LocalSource(config, data_dir, embedded=False)
     return create_app(config, data_dir, source=source, live=False, clock=lambda: now)
 

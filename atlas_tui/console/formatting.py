@@ -7,6 +7,7 @@ CJK characters and emoji count double and truncation never splits one.
 
 from __future__ import annotations
 
+import time
 import unicodedata
 from typing import Literal
 
@@ -21,6 +22,8 @@ __all__ = [
     "format_bytes",
     "format_duration_short",
     "format_value",
+    "format_utc",
+    "pad_cells",
     "printable",
     "truncate_cells",
 ]
@@ -95,6 +98,17 @@ def format_age(seconds: float | None) -> str:
         # The writer's clock is ahead of ours, which a negative age would hide.
         return "in the future"
     return f"{format_duration_short(seconds)} ago"
+
+
+def format_utc(ts: float) -> str:
+    """Format UTC epoch seconds as `2025-06-15 15:06:40` (UTC, to the second)."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts))
+
+
+def pad_cells(text: str, width: int) -> str:
+    """Cut `text` to `width` cells with `…` and pad it with spaces to exactly `width` cells."""
+    cut = truncate_cells(text, width)
+    return cut + " " * max(0, width - cell_len(cut))
 
 
 def printable(text: str) -> str:

@@ -2,8 +2,11 @@
 
 Called only from the console's data loop thread. Each snapshot runs a few short
 autocommit reads (`storage.metrics.latest`, `range_query`, `storage.status.
-read_heartbeat`), each in its own short transaction. The console keeps no read
-transaction open between refreshes, so it cannot pin the WAL.
+read_heartbeat`), each in its own short transaction; alert reads are in
+`console.local_alerts`, and node and probe reads in `console.local_nodes`. The
+console keeps no read transaction open between refreshes, so it cannot pin the
+WAL. Its only writes are the acknowledgements the user makes, through
+`atlas_tui.alerts.actions` like the CLI and the API.
 
 Who writes the store is decided from the daemon's heartbeat (`storage.status`):
 
@@ -26,8 +29,12 @@ import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 
+from atlas_tui.alerts.actions import acknowledge, default_actor, unacknowledge
 from atlas_tui.config import Config
+from atlas_tui.console.alert_models import AlertDetail, AlertRow, AlertsSnapshot
 from atlas_tui.console.embedded import EmbeddedCollection
+from atlas_tui.console.local_alerts import alert_row, read_alert_detail, read_alerts
+from atlas_tui.console.local_nodes import read_nodes
 from atlas_tui.console.source import (
     Chart,
     ChartSeries,
@@ -127,13 +134,51 @@ class LocalSource:
             newest_sample_age=None if newest is None else now - newest,
             problem=self._collection.error if self._collection else None,
         )
+        charts = self._charts(conn, values, now - window_seconds, now)
+        nodes = read_nodes(conn, self._config, values, now - window_seconds, now, CHART_POINTS)
+        if nodes.lag_chart is not None:
+            charts.append(nodes.lag_chart)
         return ConsoleSnapshot(
             header=header,
             window_seconds=window_seconds,
             now=now,
             rows=tuple(_table_rows(values)),
-            charts=tuple(self._charts(conn, values, now - window_seconds, now)),
+            charts=tuple(charts),
+            nodes=nodes.nodes,
+            probes=nodes.probes,
         )
+
+    def alerts(self, now: float) -> AlertsSnapshot:
+        """Read the alerts, channel health and rule health (`console.local_alerts`)."""
+        return read_alerts(self._connection(), self._config, now)
+
+    def alert_detail(self, alert_id: str, now: float) -> AlertDetail | None:
+        """Read one alert with its timeline and deliveries; None when it does not exist."""
+        return read_alert_detail(self._connection(), self._config, alert_id, now)
+
+    def acknowledge(self, alert_id: str, message: str, now: float) -> AlertRow:
+        """Acknowledge the alert as `default_actor()` (`$SUDO_USER`, else `$USER`).
+
+        Raises:
+            atlas_tui.alerts.actions.AlertNotFoundError: no alert has the id.
+            atlas_tui.alerts.errors.AlertStateError: the alert has no open incident.
+        """
+        record = acknowledge(
+            self._connection(), alert_id, by=default_actor(), message=message, now=now, config=self._config
+        )
+        logger.info("alert acknowledged from the console alert=%s", alert_id)
+        return alert_row(record, now)
+
+    def unacknowledge(self, alert_id: str, now: float) -> AlertRow:
+        """Remove the alert's acknowledgement as `default_actor()`.
+
+        Raises:
+            atlas_tui.alerts.actions.AlertNotFoundError: no alert has the id.
+            atlas_tui.alerts.errors.AlertStateError: the alert is not acknowledged.
+        """
+        record = unacknowledge(self._connection(), alert_id, by=default_actor(), now=now, config=self._config)
+        logger.info("alert unacknowledged from the console alert=%s", alert_id)
+        return alert_row(record, now)
 
     def close(self) -> None:
         """Stop embedded collection and close the store connection."""

@@ -1,15 +1,20 @@
-"""The console's main screen: header, pane bar, the panes, the footer and the data worker.
+"""The console's main screen: header, banner, pane bar, the panes, the footer and the data worker.
 
 The screen runs `RefreshLoop.run` in one thread worker for the whole session and
-receives its snapshots as `SnapshotReady` messages, which it hands to the header and
-to every pane. Below `MIN_SIZE` it hides all of that behind `TooSmallNotice` (CSS
-class `-too-small`) and brings it back on the next large enough resize. The panes
-stay mounted, so the data keeps updating while they are hidden.
+receives its snapshots as `SnapshotReady` and its alerts reads as `AlertsReady`
+messages, which it hands to the header, the all-channels-down banners and every
+pane. It also runs what panes ask of the source (acknowledge, unacknowledge, alert
+details) as `SourceCall`s on that loop, so the UI thread never touches the store,
+and shows their outcome (`CallFinished`, `DetailLoaded`). Below `MIN_SIZE` it hides
+all of that behind `TooSmallNotice` (CSS class `-too-small`) and brings it back on
+the next large enough resize. The panes stay mounted, so the data keeps updating
+while they are hidden.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Literal
 
 from textual import work
 from textual.app import ComposeResult
@@ -21,11 +26,15 @@ from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer
 from textual.worker import get_current_worker
 
+from atlas_tui.console.alert_detail_screen import AlertDetailScreen
+from atlas_tui.console.alert_models import AlertDetail, AlertRow, AlertsSnapshot
+from atlas_tui.console.alerts_pane import AlertsPane
 from atlas_tui.console.pane import ConsolePane
 from atlas_tui.console.panes import PaneSpec
-from atlas_tui.console.refresh_loop import RefreshLoop
+from atlas_tui.console.refresh_loop import RefreshLoop, SourceCall
 from atlas_tui.console.source import ConsoleSnapshot, ConsoleSource
 from atlas_tui.console.time_windows import WINDOWS
+from atlas_tui.console.widgets.channels_banner import ChannelsDownBanner
 from atlas_tui.console.widgets.header_bar import HeaderBar
 from atlas_tui.console.widgets.pane_bar import PaneBar
 from atlas_tui.console.widgets.too_small_notice import MIN_SIZE, TooSmallNotice
@@ -47,6 +56,40 @@ class MainScreen(Screen[None]):
         def can_replace(self, message: Message) -> bool:
             """Return True for a newer snapshot waiting in the queue, so this older one is skipped."""
             return isinstance(message, MainScreen.SnapshotReady)
+
+    class AlertsReady(Message):
+        """A new alerts read from the data loop; a newer one replaces it in the queue."""
+
+        def __init__(self, alerts: AlertsSnapshot) -> None:
+            super().__init__()
+            self.alerts = alerts
+            """The alerts, counts, channel health and rule health to show."""
+
+        def can_replace(self, message: Message) -> bool:
+            """Return True for a newer alerts read waiting in the queue, so this older one is skipped."""
+            return isinstance(message, MainScreen.AlertsReady)
+
+    class CallFinished(Message):
+        """An acknowledgement or its removal ran on the source."""
+
+        def __init__(self, description: str, error: Exception | None) -> None:
+            super().__init__()
+            self.description = description
+            """What was done, for the notification (`alert_3 acknowledged`)."""
+            self.error = error
+            """Why it failed, or None."""
+
+    class DetailLoaded(Message):
+        """The data loop read the details of an alert."""
+
+        def __init__(self, alert_id: str, detail: AlertDetail | None, error: Exception | None) -> None:
+            super().__init__()
+            self.alert_id = alert_id
+            """The alert asked for."""
+            self.detail = detail
+            """The details; None when the alert does not exist or the read failed."""
+            self.error = error
+            """Why the read failed, or None."""
 
     class SourceFailed(Message):
         """The data loop could not start the source or take a snapshot."""
@@ -82,6 +125,7 @@ class MainScreen(Screen[None]):
             live=live,
             window_seconds=WINDOWS[0].seconds,
             publish=lambda snapshot: self.post_message(self.SnapshotReady(snapshot)),
+            publish_alerts=lambda alerts: self.post_message(self.AlertsReady(alerts)),
             report_error=lambda error: self.post_message(self.SourceFailed(error)),
         )
         self._panes = tuple(panes)
@@ -89,11 +133,18 @@ class MainScreen(Screen[None]):
         """DOM id of the pane on show."""
         self.snapshots_shown = 0
         """Snapshots handed to the panes so far; tests and screenshots wait on it."""
+        self.alerts_shown = 0
+        """Alerts reads handed to the panes so far; tests and screenshots wait on it."""
+        self.latest_alerts: AlertsSnapshot | None = None
+        """The newest alerts read; None before the first."""
+        self.calls_pending = 0
+        """Source calls submitted whose outcome has not been shown yet; tests wait on it."""
 
     def compose(self) -> ComposeResult:
         """Create the header, pane bar, panes, footer and the too-small notice."""
         with Vertical(id="body"):
             yield HeaderBar(id="header")
+            yield ChannelsDownBanner(id="banner")
             yield PaneBar([(spec.key, spec.pane_id, spec.title) for spec in self._panes], id="pane-bar")
             with ContentSwitcher(initial=self.active_pane, id="panes"):
                 for spec in self._panes:
@@ -120,6 +171,75 @@ class MainScreen(Screen[None]):
             pane.show_snapshot(message.snapshot)
         self.snapshots_shown += 1
 
+    def on_main_screen_alerts_ready(self, message: AlertsReady) -> None:
+        """Hand an alerts read to the header, every banner and every pane."""
+        alerts = message.alerts
+        self.latest_alerts = alerts
+        for header in self.query(HeaderBar):
+            header.alert_counts = alerts.counts
+        for screen in self.app.screen_stack:
+            for banner in screen.query(ChannelsDownBanner):
+                banner.show_down(alerts.channels_down_for)
+        for pane in self.query(ConsolePane):
+            pane.show_alerts(alerts)
+        self.alerts_shown += 1
+
+    def on_alerts_pane_alert_command(self, message: AlertsPane.AlertCommand) -> None:
+        """Acknowledge or unacknowledge an alert through the data loop."""
+        message.stop()
+        action, alert_id, note = message.action, message.alert_id, message.note
+        description = f"{alert_id} acknowledged" if action == "acknowledge" else f"{alert_id} acknowledgement removed"
+        self._submit(
+            SourceCall(
+                name=f"{action} alert={alert_id}",
+                run=lambda source, now: _run_command(source, action, alert_id, note, now),
+                done=lambda _result, error: self.post_message(self.CallFinished(description, error)),
+            )
+        )
+
+    def on_main_screen_call_finished(self, message: CallFinished) -> None:
+        """Report the outcome of an acknowledgement."""
+        self.calls_pending -= 1
+        if message.error is None:
+            self.notify(message.description, timeout=4)
+        else:
+            self.notify(str(message.error), title="Not done", severity="error", timeout=8)
+
+    def on_alerts_pane_detail_requested(self, message: AlertsPane.DetailRequested) -> None:
+        """Open the detail screen and ask the data loop for its data."""
+        message.stop()
+        down_for = self.latest_alerts.channels_down_for if self.latest_alerts else None
+        self.app.push_screen(AlertDetailScreen(message.alert_id, reload=self.load_detail, channels_down_for=down_for))
+        self.load_detail(message.alert_id)
+
+    def on_main_screen_detail_loaded(self, message: DetailLoaded) -> None:
+        """Hand loaded details to the open detail screens of that alert."""
+        self.calls_pending -= 1
+        for screen in self.app.screen_stack:
+            if not isinstance(screen, AlertDetailScreen) or screen.alert_id != message.alert_id:
+                continue
+            if message.detail is not None:
+                screen.show_detail(message.detail)
+            elif message.error is not None:
+                screen.show_missing(f"could not be read: {message.error}")
+            else:
+                screen.show_missing("not found; it may have been removed")
+
+    def load_detail(self, alert_id: str) -> None:
+        """Ask the data loop to read the details of `alert_id`; `DetailLoaded` brings them."""
+
+        def done(result: object, error: Exception | None) -> None:
+            detail = result if isinstance(result, AlertDetail) else None
+            self.post_message(self.DetailLoaded(alert_id, detail, error))
+
+        self._submit(
+            SourceCall(
+                name=f"detail alert={alert_id}",
+                run=lambda source, now: source.alert_detail(alert_id, now),
+                done=done,
+            )
+        )
+
     def on_main_screen_source_failed(self, message: SourceFailed) -> None:
         """Tell the user that data could not be read."""
         self.notify(message.error, title="Data source", severity="error", timeout=10)
@@ -143,6 +263,10 @@ class MainScreen(Screen[None]):
         """Whether the notice is shown instead of the panes."""
         return self.has_class("-too-small")
 
+    def _submit(self, call: SourceCall) -> None:
+        self.calls_pending += 1
+        self._loop.submit(call)
+
     @work(thread=True, exclusive=True, group="source", name="console data loop")
     def _run_loop(self) -> None:
         worker = get_current_worker()
@@ -161,3 +285,11 @@ class MainScreen(Screen[None]):
     def _focus_active_pane(self) -> None:
         for pane in self.query(f"#{self.active_pane}").results(ConsolePane):
             pane.focus_content()
+
+
+def _run_command(
+    source: ConsoleSource, action: Literal["acknowledge", "unacknowledge"], alert_id: str, note: str, now: float
+) -> AlertRow:
+    if action == "acknowledge":
+        return source.acknowledge(alert_id, note, now)
+    return source.unacknowledge(alert_id, now)

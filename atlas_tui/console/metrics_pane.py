@@ -1,5 +1,8 @@
 """The Metrics pane: CPU, memory, disk and network charts over a window, and current values.
 
+When the store has blockchain nodes or HTTP probes, a `NodesSection` between the
+charts and the table shows them with a block-lag chart (class `-nodes` on the pane).
+
 The main screen passes each snapshot to `show_snapshot`; the pane turns it into
 display models (`console.presentation`) and hands those to its widgets. Changing the
 window posts `RefreshRequested`, and the data loop sends a snapshot for the
@@ -14,6 +17,7 @@ from textual.binding import Binding
 from textual.containers import Grid
 from textual.reactive import reactive
 
+from atlas_tui.console.nodes_panel import NodesSection
 from atlas_tui.console.pane import ConsolePane
 from atlas_tui.console.presentation import chart_views, table_rows
 from atlas_tui.console.source import ChartId, ConsoleSnapshot
@@ -52,6 +56,13 @@ class MetricsPane(ConsolePane):
         height: 35%;
         min-height: 4;
     }
+    MetricsPane NodesSection {
+        height: 30%;
+        min-height: 5;
+    }
+    MetricsPane.-nodes MetricsTable {
+        height: 25%;
+    }
     """
 
     window: reactive[TimeWindow] = reactive(WINDOWS[0], init=False)
@@ -63,6 +74,7 @@ class MetricsPane(ConsolePane):
         with Grid(id="charts"):
             for chart_id, title in CHART_TITLES:
                 yield ChartPanel(title, id=f"chart-{chart_id}")
+        yield NodesSection(id="nodes-section")
         yield MetricsTable(id="metrics-table")
 
     def on_mount(self) -> None:
@@ -92,6 +104,9 @@ class MetricsPane(ConsolePane):
         """Update the table, and the charts if the snapshot is for the selected window."""
         for table in self.query(MetricsTable):
             table.apply_rows(table_rows(snapshot))
+        self.set_class(bool(snapshot.nodes or snapshot.probes), "-nodes")
+        for section in self.query(NodesSection):
+            section.show_snapshot(snapshot)
         if snapshot.window_seconds != self.window.seconds:
             return
         for view in chart_views(snapshot, self.window):

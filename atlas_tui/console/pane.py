@@ -1,9 +1,10 @@
 """The base class of console panes and the message a pane sends to ask for data.
 
-Each pane (Metrics now; Alerts, Analytics and Backups later) is one module with one
-`ConsolePane` subclass, registered in `console.panes`. The main screen hands every
-pane each new snapshot through `show_snapshot`, on the UI thread. A pane that needs
-fresh data posts `RefreshRequested` instead of calling the source itself.
+Each pane (Metrics and Alerts now; Analytics and Backups later) is one module with
+one `ConsolePane` subclass, registered in `console.panes`. The main screen hands
+every pane each new snapshot through `show_snapshot` and each alerts read through
+`show_alerts`, on the UI thread. A pane that needs fresh data posts
+`RefreshRequested` instead of calling the source itself.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from textual.containers import Vertical
 from textual.message import Message
 
+from atlas_tui.console.alert_models import AlertsSnapshot
 from atlas_tui.console.source import ConsoleSnapshot
 
 __all__ = ["ConsolePane"]
@@ -29,6 +31,9 @@ class ConsolePane(Vertical):
 
     def show_snapshot(self, snapshot: ConsoleSnapshot) -> None:
         """Show the data of a new snapshot; the base pane ignores it."""
+
+    def show_alerts(self, alerts: AlertsSnapshot) -> None:
+        """Show the data of a new alerts read; the base pane ignores it."""
 
     def focus_content(self) -> None:
         """Give keyboard focus to the pane's main widget, or to the pane itself."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from atlas_tui.console.alerts_pane import AlertsPane
 from atlas_tui.console.metrics_pane import MetricsPane
 from atlas_tui.console.pane import ConsolePane
 
@@ -29,5 +30,8 @@ class PaneSpec:
     """The pane's widget class, created with `pane_class(id=pane_id)`."""
 
 
-PANES: tuple[PaneSpec, ...] = (PaneSpec("1", "metrics", "Metrics", MetricsPane),)
+PANES: tuple[PaneSpec, ...] = (
+    PaneSpec("1", "metrics", "Metrics", MetricsPane),
+    PaneSpec("2", "alerts", "Alerts", AlertsPane),
+)
 """Panes in key order; the first is shown at start."""

@@ -1,9 +1,13 @@
 """The console's data loop: one long-lived worker thread that owns the `ConsoleSource`.
 
 The main screen runs `RefreshLoop.run` in a single Textual thread worker for the
-whole session. The loop starts the source, takes a snapshot, hands it to `publish`
-(which posts a message to the UI), waits for the refresh interval or a request, and
-closes the source when the worker is cancelled. Invariants:
+whole session. The loop starts the source, takes a snapshot and an alerts read,
+hands them to `publish` and `publish_alerts` (which post messages to the UI), and
+waits. While it waits it reads the alerts again every `alerts_interval` seconds, so
+channel health stays fresh even with a long metrics interval. A request (`r`, a new
+chart window) or a submitted `SourceCall` (acknowledge, alert details) wakes it at
+once. Calls run first, and then a full refresh shows their effect. The loop closes the
+source when the worker is cancelled. Invariants:
 
 - Only this thread calls the source, so the UI thread never touches SQLite or psutil
   and a store connection is used by one thread at a time.
@@ -19,30 +23,57 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
+from atlas_tui.console.alert_models import AlertsSnapshot
 from atlas_tui.console.source import ConsoleSnapshot, ConsoleSource
+from atlas_tui.errors import AtlasError
 
-__all__ = ["CANCEL_POLL", "RefreshLoop"]
+__all__ = ["ALERTS_INTERVAL", "CANCEL_POLL", "RefreshLoop", "SourceCall", "SourceUnavailableError"]
 
 logger = logging.getLogger(__name__)
 
 CANCEL_POLL = 0.1
 """Seconds between two checks for cancellation while the loop waits."""
 
+ALERTS_INTERVAL = 2.0
+"""Maximum seconds between two alert reads when live: channel health must be at most
+2 s old on screen. A shorter metrics interval reads alerts with every refresh."""
+
+
+class SourceUnavailableError(RuntimeError):
+    """Raised to a `SourceCall` when the source could not be started."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceCall:
+    """One piece of work for the loop thread: a call on the source and where its result goes."""
+
+    name: str
+    """Description of the call for logs (`acknowledge alert=alert_3`)."""
+    run: Callable[[ConsoleSource, float], object]
+    """Called in the loop thread with the source and `now`; may block and may raise."""
+    done: Callable[[object, Exception | None], None]
+    """Called in the loop thread with the result, or None and the error; it should
+    only post a message to the UI."""
+
 
 class RefreshLoop:
-    """Fetches snapshots from a source on a schedule and on request.
+    """Fetches snapshots from a source on a schedule and on request, and runs calls on it.
 
     Args:
         source: The data source; the loop starts and closes it.
         clock: Returns UTC epoch seconds; passed to the source as `now`.
         interval: Seconds between refreshes when `live`.
-        live: When False, refresh once at start and then only on `request`.
+        live: When False, refresh once at start and then only on `request` or `submit`.
         window_seconds: Initial chart window.
         publish: Called in the loop thread with each snapshot.
+        publish_alerts: Called in the loop thread with each alerts read.
         report_error: Called in the loop thread with a one-line message when a start
             or refresh fails; repeats of the same message are not reported again.
+        alerts_interval: Seconds between alert reads while waiting, when `live`.
     """
 
     def __init__(
@@ -54,7 +85,9 @@ class RefreshLoop:
         live: bool,
         window_seconds: float,
         publish: Callable[[ConsoleSnapshot], None],
+        publish_alerts: Callable[[AlertsSnapshot], None],
         report_error: Callable[[str], None],
+        alerts_interval: float = ALERTS_INTERVAL,
     ) -> None:
         self._source = source
         self._clock = clock
@@ -62,10 +95,13 @@ class RefreshLoop:
         self._live = live
         self._window_seconds = window_seconds
         self._publish = publish
+        self._publish_alerts = publish_alerts
         self._report_error = report_error
+        self._alerts_interval = min(alerts_interval, interval)
         self._wake = threading.Event()
+        self._calls: deque[SourceCall] = deque()
         self._started = False
-        self._last_error: str | None = None
+        self._last_errors: dict[str, str] = {}
 
     @property
     def source(self) -> ConsoleSource:
@@ -78,16 +114,26 @@ class RefreshLoop:
             self._window_seconds = window_seconds
         self._wake.set()
 
+    def submit(self, call: SourceCall) -> None:
+        """Queue `call` for the loop thread and wake it; a full refresh follows the call.
+
+        Safe to call from any thread.
+        """
+        self._calls.append(call)
+        self._wake.set()
+
     def run(self, is_cancelled: Callable[[], bool]) -> None:
         """Refresh until `is_cancelled()` returns True, then close the source.
 
         The source is closed even when `start` failed, because a failed start may
-        have opened a connection; `ConsoleSource.close` must accept that.
+        have opened a connection; `ConsoleSource.close` must accept that. Calls
+        still queued at that point are dropped.
         """
         try:
             while not is_cancelled():
                 self._refresh_once()
                 self._wait(is_cancelled)
+                self._run_calls()
         finally:
             self._close_source()
 
@@ -99,28 +145,68 @@ class RefreshLoop:
                 self._started = True
             snapshot = self._source.snapshot(self._window_seconds, now)
         except Exception as err:  # worker boundary: show the failure, keep the loop alive
-            self._fail(err)
+            self._fail("start" if not self._started else "refresh", err)
             return
-        self._last_error = None
+        self._last_errors.pop("refresh", None)
+        self._last_errors.pop("start", None)
         self._publish(snapshot)
+        self._refresh_alerts(now)
 
-    def _fail(self, err: Exception) -> None:
-        message = f"{'refresh' if self._started else 'start'} failed: {err}"
-        if message == self._last_error:
+    def _refresh_alerts(self, now: float) -> None:
+        try:
+            alerts = self._source.alerts(now)
+        except Exception as err:  # worker boundary: the metrics keep refreshing without alerts
+            self._fail("alerts refresh", err)
             return
-        self._last_error = message
+        self._last_errors.pop("alerts refresh", None)
+        self._publish_alerts(alerts)
+
+    def _fail(self, what: str, err: Exception) -> None:
+        message = f"{what} failed: {err}"
+        if self._last_errors.get(what) == message:
+            return
+        self._last_errors[what] = message
         logger.error("console source %s", message, exc_info=err)
         self._report_error(message)
 
     def _wait(self, is_cancelled: Callable[[], bool]) -> None:
         waited = 0.0
+        since_alerts = 0.0
         while not is_cancelled():
             if self._wake.wait(CANCEL_POLL):
                 self._wake.clear()
                 return
+            if not self._live:
+                continue
             waited += CANCEL_POLL
-            if self._live and waited >= self._interval:
+            since_alerts += CANCEL_POLL
+            if waited >= self._interval:
                 return
+            if since_alerts >= self._alerts_interval and self._started:
+                self._refresh_alerts(self._clock())
+                since_alerts = 0.0
+
+    def _run_calls(self) -> None:
+        while self._calls:
+            call = self._calls.popleft()
+            if not self._started:
+                reason = self._last_errors.get("start", "the source has not started")
+                call.done(None, SourceUnavailableError(f"{call.name} not possible: {reason}"))
+                continue
+            self._run_call(call)
+
+    def _run_call(self, call: SourceCall) -> None:
+        try:
+            result = call.run(self._source, self._clock())
+        except AtlasError as err:
+            # An expected refusal, such as acknowledging a resolved alert: the user sees it.
+            logger.info("console %s rejected: %s", call.name, err)
+            call.done(None, err)
+        except Exception as err:  # worker boundary: hand the failure to the UI
+            logger.error("console %s failed: %s", call.name, err, exc_info=err)
+            call.done(None, err)
+        else:
+            call.done(result, None)
 
     def _close_source(self) -> None:
         try:

@@ -10,11 +10,12 @@ to PNG. The snapshot tests use the same demo app, so the docs match the tests.
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from textual.pilot import Pilot
 
 from atlas_tui.console.demo_store import build_demo_store, create_demo_app
 
-__all__ = ["SHOTS", "SIZES", "Shot", "main", "wait_for_data", "write_screenshots"]
+__all__ = ["SHOTS", "SIZES", "Shot", "main", "wait_for_calls", "wait_for_data", "write_screenshots"]
 
 SIZES: tuple[tuple[int, int], ...] = ((80, 24), (160, 48))
 """Terminal sizes of every shot: the supported minimum and a large terminal."""
@@ -44,28 +45,43 @@ class Shot:
 SHOTS: tuple[Shot, ...] = (
     Shot("metrics"),
     Shot("help", ("question_mark",)),
+    Shot("alerts", ("2",)),
+    Shot("alert-detail", ("2", "down", "down", "enter")),
 )
 """Every pane and overlay that gets a screenshot."""
 
 
 class ScreenshotError(RuntimeError):
-    """Raised when the console shows no data within `LOAD_TIMEOUT` seconds."""
+    """Raised when the console shows no data, or no alert details, within `LOAD_TIMEOUT` seconds."""
 
 
 async def wait_for_data(pilot: Pilot[None], timeout: float = LOAD_TIMEOUT) -> None:
-    """Wait until the app's main screen has shown at least one snapshot.
+    """Wait until the app's main screen has shown at least one snapshot and one alerts read.
 
     Raises:
-        ScreenshotError: no snapshot arrived within `timeout` seconds.
+        ScreenshotError: no data arrived within `timeout` seconds.
     """
-    app = pilot.app
-    steps = int(timeout / 0.05)
-    for _ in range(steps):
-        if app.main_screen.snapshots_shown > 0:  # type: ignore[attr-defined]
+    screen = pilot.app.main_screen  # type: ignore[attr-defined]
+    await _wait(pilot, lambda: screen.snapshots_shown > 0 and screen.alerts_shown > 0, timeout, "no data on screen")
+
+
+async def wait_for_calls(pilot: Pilot[None], timeout: float = LOAD_TIMEOUT) -> None:
+    """Wait until every source call (alert details, acknowledgements) has been shown.
+
+    Raises:
+        ScreenshotError: a call did not finish within `timeout` seconds.
+    """
+    screen = pilot.app.main_screen  # type: ignore[attr-defined]
+    await _wait(pilot, lambda: screen.calls_pending == 0, timeout, "alert details not loaded")
+
+
+async def _wait(pilot: Pilot[None], condition: Callable[[], bool], timeout: float, missing: str) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if condition():
             await pilot.pause()
             return
         await pilot.pause(0.05)
-    raise ScreenshotError(f"no data on screen after {timeout:.0f}s; check the demo store")
+    raise ScreenshotError(f"{missing} after {timeout:.0f}s; check the demo store")
 
 
 async def _take(shot: Shot, size: tuple[int, int], data_dir: Path, out_dir: Path) -> Path:
@@ -75,6 +91,7 @@ async def _take(shot: Shot, size: tuple[int, int], data_dir: Path, out_dir: Path
         await wait_for_data(pilot)
         for key in shot.keys:
             await pilot.press(key)
+        await wait_for_calls(pilot)
         await pilot.pause()
         app.save_screenshot(filename=filename, path=str(out_dir))
     return out_dir / filename
@@ -109,6 +126,8 @@ def _to_png(svg: Path) -> Path | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Write the screenshots into the directory named by the only argument."""
     args = list(sys.argv[1:] if argv is None else argv)
+    # The demo's rule over a missing metric is deliberate, so its warning is not news here.
+    logging.getLogger("atlas_tui.alerts").setLevel(logging.ERROR)
     if len(args) != 1:
         print("usage: python -m atlas_tui.console.screenshots OUTDIR", file=sys.stderr)
         return 2

@@ -1,8 +1,10 @@
 """The console's data contract: the `ConsoleSource` protocol and the view models it returns.
 
 A source sits between the store (or, later, the daemon's HTTP API) and the console's
-panes. The console calls it only from its data worker thread, never from the UI
-thread, so implementations may block on SQLite, psutil or the network. Invariants:
+panes: metric snapshots, the alert view models of `console.alert_models`, and the
+acknowledgement actions. The console calls it only from its data worker thread,
+never from the UI thread, so implementations may block on SQLite, psutil or the
+network. Invariants:
 
 - View models are plain frozen dataclasses with raw numbers in the unit the metric
   name implies; formatting for the screen happens in `console.formatting`.
@@ -15,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
+from atlas_tui.console.alert_models import AlertDetail, AlertRow, AlertsSnapshot
+from atlas_tui.console.node_models import NodeRow, ProbeRow
 from collectors.base import Labels
 
 __all__ = [
@@ -39,8 +43,8 @@ DaemonState = Literal["running", "stale", "embedded"]
 Unit = Literal["percent", "bytes_per_second", "bytes", "count", "load", "seconds"]
 """The unit of a value, which decides how `console.formatting` prints it."""
 
-ChartId = Literal["cpu", "memory", "disk", "network"]
-"""The charts of the Metrics pane."""
+ChartId = Literal["cpu", "memory", "disk", "network", "lag"]
+"""The charts of the Metrics pane; `lag` is the block-lag chart of its nodes section."""
 
 ChartPoint = tuple[float, float]
 """One chart point: `(ts, value)`."""
@@ -121,6 +125,10 @@ class ConsoleSnapshot:
     """Current values, in display order."""
     charts: tuple[Chart, ...]
     """Charts over `(now - window_seconds, now]`, in display order."""
+    nodes: tuple[NodeRow, ...] = ()
+    """Blockchain nodes of the Nodes table (`console.node_models`), sorted by name."""
+    probes: tuple[ProbeRow, ...] = ()
+    """HTTP probes of the Probes table, sorted by target."""
 
 
 @runtime_checkable
@@ -133,6 +141,36 @@ class ConsoleSource(Protocol):
 
     def snapshot(self, window_seconds: float, now: float) -> ConsoleSnapshot:
         """Read the current values and the charts over the window ending at `now`."""
+        ...
+
+    def alerts(self, now: float) -> AlertsSnapshot:
+        """Read the alerts, their counts, the channels' health and the rules' health.
+
+        Called more often than `snapshot` (see `console.refresh_loop`), so it only
+        runs short reads.
+        """
+        ...
+
+    def alert_detail(self, alert_id: str, now: float) -> AlertDetail | None:
+        """Read one alert with its timeline and deliveries; None when no alert has the id."""
+        ...
+
+    def acknowledge(self, alert_id: str, message: str, now: float) -> AlertRow:
+        """Acknowledge the alert's open incident as the current user and return the alert.
+
+        Raises:
+            atlas_tui.alerts.errors.AlertError: the alert does not exist or has no open
+                incident. The message names the alert and the reason.
+        """
+        ...
+
+    def unacknowledge(self, alert_id: str, now: float) -> AlertRow:
+        """Remove the acknowledgement of the alert's open incident and return the alert.
+
+        Raises:
+            atlas_tui.alerts.errors.AlertError: the alert does not exist or is not
+                acknowledged. The message names the alert and the reason.
+        """
         ...
 
     def close(self) -> None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from atlas_tui.console.refresh_loop import RefreshLoop
-from atlas_tui.console.source import ConsoleSnapshot
+from atlas_tui.alerts.errors import AlertStateError
+from atlas_tui.console.alert_models import AlertsSnapshot
+from atlas_tui.console.refresh_loop import RefreshLoop, SourceCall, SourceUnavailableError
+from atlas_tui.console.source import ConsoleSnapshot, ConsoleSource
 from tests.console.fake_source import NOW, FakeSource
 
 
@@ -34,6 +37,7 @@ def _running(
         live=live,
         window_seconds=300.0,
         publish=snapshots.append,
+        publish_alerts=lambda _alerts: None,
         report_error=errors.append,
     )
     cancelled = threading.Event()
@@ -91,3 +95,107 @@ def test_loop_reports_repeated_error_once() -> None:
         source.fail_with = None
         assert _eventually(lambda: len(snapshots) >= 1)
     assert errors == ["refresh failed: disk I/O error"]
+
+
+@contextmanager
+def _running_alerts(
+    source: FakeSource, *, live: bool, interval: float = 60.0, alerts_interval: float = 2.0
+) -> Iterator[tuple[RefreshLoop, list[ConsoleSnapshot], list[AlertsSnapshot], list[str]]]:
+    snapshots: list[ConsoleSnapshot] = []
+    alerts: list[AlertsSnapshot] = []
+    errors: list[str] = []
+    loop = RefreshLoop(
+        source,
+        clock=lambda: NOW,
+        interval=interval,
+        live=live,
+        window_seconds=300.0,
+        publish=snapshots.append,
+        publish_alerts=alerts.append,
+        report_error=errors.append,
+        alerts_interval=alerts_interval,
+    )
+    cancelled = threading.Event()
+    thread = threading.Thread(target=loop.run, args=(cancelled.is_set,))
+    thread.start()
+    try:
+        yield loop, snapshots, alerts, errors
+    finally:
+        cancelled.set()
+        thread.join(2.0)
+
+
+def _call(name: str, run: Callable[[ConsoleSource, float], object]) -> tuple[SourceCall, list[tuple[object, Exception | None]]]:
+    outcomes: list[tuple[object, Exception | None]] = []
+    return SourceCall(name, run, lambda result, error: outcomes.append((result, error))), outcomes
+
+
+def test_alerts_published_with_snapshot() -> None:
+    """Each refresh publishes an alerts read after the snapshot."""
+    with _running_alerts(FakeSource(), live=False) as (_loop, snapshots, alerts, _errors):
+        assert _eventually(lambda: len(alerts) == 1)
+    assert len(snapshots) == 1
+    assert alerts[0].counts.critical == 1
+
+
+def test_alerts_read_between_refreshes() -> None:
+    """While live, alerts are read every alerts interval even when the metrics interval is long."""
+    with _running_alerts(FakeSource(), live=True, interval=60.0, alerts_interval=0.2) as (_l, snapshots, alerts, _e):
+        assert _eventually(lambda: len(alerts) >= 3)
+    assert len(snapshots) == 1
+
+
+def test_call_runs_then_refreshes() -> None:
+    """A submitted call runs in the loop thread, gets its result, and a refresh follows."""
+    source = FakeSource()
+    with _running_alerts(source, live=False) as (loop, snapshots, alerts, _errors):
+        assert _eventually(lambda: len(alerts) == 1)
+        call, outcomes = _call("ack", lambda src, now: src.acknowledge("alert_1", "note", now))
+        loop.submit(call)
+        assert _eventually(lambda: len(alerts) == 2)
+    assert outcomes[0][1] is None
+    assert outcomes[0][0].acked_by == "tester"  # type: ignore[union-attr]
+    assert source.acks == [("alert_1", "note")]
+    assert alerts[1].rows[0].acked_by == "tester"
+    assert len(snapshots) == 2
+
+
+def test_call_error_handed_back() -> None:
+    """A refused call hands its error to `done` and the loop keeps running."""
+    with _running_alerts(FakeSource(), live=False) as (loop, _snapshots, alerts, errors):
+        assert _eventually(lambda: len(alerts) == 1)
+        call, outcomes = _call("unack", lambda src, now: src.unacknowledge("alert_1", now))
+        loop.submit(call)
+        assert _eventually(lambda: len(outcomes) == 1)
+    assert isinstance(outcomes[0][1], AlertStateError)
+    assert errors == []
+
+
+def test_call_before_start_fails() -> None:
+    """A call while the source cannot start fails with `SourceUnavailableError`."""
+    source = FakeSource()
+    source.start = _refuse_start  # type: ignore[method-assign]
+    with _running_alerts(source, live=False) as (loop, _snapshots, _alerts, errors):
+        assert _eventually(lambda: len(errors) == 1)
+        call, outcomes = _call("detail", lambda src, now: src.alert_detail("alert_1", now))
+        loop.submit(call)
+        assert _eventually(lambda: len(outcomes) == 1)
+    assert isinstance(outcomes[0][1], SourceUnavailableError)
+    assert "store locked" in str(outcomes[0][1])
+
+
+def test_alerts_failure_keeps_metrics() -> None:
+    """A failing alerts read is reported once; snapshots are still published."""
+    source = FakeSource()
+    source.alerts = _refuse_alerts  # type: ignore[method-assign]
+    with _running_alerts(source, live=True, interval=0.1, alerts_interval=0.1) as (_l, snapshots, _a, errors):
+        assert _eventually(lambda: len(snapshots) >= 3)
+    assert errors == ["alerts refresh failed: no such table: alert_instances"]
+
+
+def _refuse_start(now: float) -> None:
+    raise OSError("store locked")
+
+
+def _refuse_alerts(now: float) -> AlertsSnapshot:
+    raise sqlite3.OperationalError("no such table: alert_instances")

@@ -1,4 +1,4 @@
-"""Snapshot tests of every console pane at 80x24 over the deterministic demo store.
+"""Snapshot tests of every console pane and overlay at 80x24 over the deterministic demo store.
 
 The baselines under `__snapshots__/` are SVGs; update them with `pytest
 --snapshot-update` only after looking at the new pictures. `snap_compare` runs the
@@ -12,7 +12,7 @@ from pathlib import Path
 from textual.pilot import Pilot
 
 from atlas_tui.console.demo_store import build_demo_store, create_demo_app
-from atlas_tui.console.screenshots import wait_for_data
+from atlas_tui.console.screenshots import wait_for_calls, wait_for_data
 
 
 class TestMetricsPane:
@@ -34,6 +34,40 @@ class TestMetricsPane:
         assert snap_compare(
             create_demo_app(tmp_path), terminal_size=(80, 24), run_before=_loaded, press=["question_mark"]
         )
+
+
+class TestAlertsPane:
+    """The Alerts pane, the acknowledgement prompt and the detail screen over the demo alerts."""
+
+    def test_alerts_80x24(self, snap_compare, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+        """Firing, acknowledged, silenced, pending, resolved and no-data rows with channel health."""
+        build_demo_store(tmp_path)
+        assert snap_compare(create_demo_app(tmp_path), terminal_size=(80, 24), run_before=_alerts)
+
+    def test_ack_prompt_80x24(self, snap_compare, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+        """The acknowledgement prompt with a typed note over the pane."""
+        build_demo_store(tmp_path)
+        assert snap_compare(
+            create_demo_app(tmp_path), terminal_size=(80, 24), run_before=_alerts, press=["a", "o", "k"]
+        )
+
+    def test_alert_detail_80x24(self, snap_compare, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+        """The acknowledged alert's details: labels, runbook, timeline and deliveries per channel."""
+        build_demo_store(tmp_path)
+        assert snap_compare(create_demo_app(tmp_path), terminal_size=(80, 24), run_before=_acked_detail)
+
+
+async def _alerts(pilot: Pilot[None]) -> None:
+    await wait_for_data(pilot)
+    await pilot.press("2")
+    await pilot.pause()
+
+
+async def _acked_detail(pilot: Pilot[None]) -> None:
+    await _alerts(pilot)
+    await pilot.press("down", "down", "enter")
+    await wait_for_calls(pilot)
+    await pilot.pause()
 
 
 async def _loaded(pilot: Pilot[None]) -> None:

@@ -1,8 +1,10 @@
-"""The console's one-line header: product name, host, who writes the store, data age.
+"""The console's one-line header: product name, firing alerts, host, who writes the store, data age.
 
-The main screen sets `info` from each snapshot's `HeaderInfo`. The header shows no
-clock, so a snapshot of the screen depends only on the data. The daemon state maps
-to a CSS class (`-running`, `-stale`, `-embedded`) that the app stylesheet colours.
+The main screen sets `info` from each snapshot's `HeaderInfo` and `alert_counts`
+from each alerts read, so the counts of firing alerts by severity (`2 crit 1 warn`)
+show on every pane. The header shows no clock, so a snapshot of the screen depends
+only on the data. The daemon state maps to a CSS class (`-running`, `-stale`,
+`-embedded`) that the app stylesheet colours.
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.widgets import Label
 
+from atlas_tui.console.alert_models import AlertCounts
+from atlas_tui.console.alert_presentation import count_parts
 from atlas_tui.console.formatting import format_age, printable
 from atlas_tui.console.source import DaemonState, HeaderInfo
+from atlas_tui.console.widgets.status_text import status_style
 
 __all__ = ["HeaderBar"]
 
@@ -51,9 +56,13 @@ class HeaderBar(Horizontal):
     info: reactive[HeaderInfo | None] = reactive(None, layout=True)
     """The data shown; None until the first snapshot arrives."""
 
+    alert_counts: reactive[AlertCounts | None] = reactive(None, layout=True)
+    """Firing alerts per severity; None until the first alerts read."""
+
     def compose(self) -> ComposeResult:
-        """Create the name, host, state and age labels."""
+        """Create the name, alert counts, host, state and age labels."""
         yield Label("ATLAS", id="header-title")
+        yield Label("", id="header-alerts")
         yield Label("loading…", id="header-host")
         yield Label("", id="header-state")
         yield Label("", id="header-age")
@@ -70,6 +79,17 @@ class HeaderBar(Horizontal):
         for age in self.query("#header-age").results(Label):
             age.update(_age_or_problem(info))
             age.set_class(info.problem is not None, "-problem")
+
+
+    def watch_alert_counts(self, counts: AlertCounts | None) -> None:
+        """Show the new counts, each severity in its colour."""
+        parts: list[str | tuple[str, str]] = []
+        for text, status in count_parts(counts):
+            if parts:
+                parts.append(" ")
+            parts.append((text, f"bold {status_style(status)}"))
+        for label in self.query("#header-alerts").results(Label):
+            label.update(Content.assemble(*parts))
 
 
 def _age_or_problem(info: HeaderInfo) -> Content:
