@@ -10,14 +10,17 @@
                                       └─ API server task    ◀─ scripts on 127.0.0.1
 
 Invariants: the daemon is the only long-running writer of the store and holds
-`daemon.lock` the whole time it runs. Each task that writes has its own SQLite
-connection and awaits its `asyncio.to_thread` call before starting the next, so no
-connection is used by two threads at once. Connections are closed only after their
-task has returned. SIGTERM and SIGINT stop the collectors after the current write
-commits, the alert service after its current cycle commits and the outbox sender
-after a short grace for in-flight sends, then the API, and the process exits
-within about 5 s. The `httpx` loggers stay at WARNING, because their INFO lines
-carry request URLs and a Slack webhook URL is a secret.
+`daemon.lock` the whole time it runs. It starts only on a store that passes
+`PRAGMA quick_check`. Each task that writes has its own SQLite connection and awaits
+its `asyncio.to_thread` call before starting the next, so no connection is used by
+two threads at once. Connections are closed only after their task has returned.
+SIGTERM and SIGINT stop the collectors after the current write commits, the alert
+service after its current cycle commits and the outbox sender after a short grace
+for in-flight sends, then the API. A clean stop deletes the heartbeat row, so
+readers see the daemon as absent at once. The process exits within `EXIT_DEADLINE`
+of the stop request even when a worker thread is still blocked. The `httpx`
+loggers stay at WARNING, because their INFO lines carry request URLs and a Slack
+webhook URL is a secret.
 """
 
 from __future__ import annotations
@@ -29,7 +32,9 @@ import os
 import signal
 import socket
 import sqlite3
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,16 +47,19 @@ from atlas_tui.config import Config
 from atlas_tui.errors import AtlasError
 from atlas_tui.lockfile import DaemonLock
 from atlas_tui.logs import configure_logging
+from collectors.scheduler import FAILURE_LOG_INTERVAL
 from storage.alerts import delete_old_history
-from storage.db import DB_FILENAME, connect, open_store
+from storage.db import DB_FILENAME, connect, open_store, prepare_data_dir
 from storage.metrics import apply_retention, update_rollups
 from storage.outbox import apply_outbox_retention
-from storage.status import Heartbeat, checkpoint, store_size, write_heartbeat
+from storage.status import Heartbeat, checkpoint, clear_heartbeat, store_size, write_heartbeat
 
 if TYPE_CHECKING:
     from atlas_tui.api import ApiServer
 
 __all__ = [
+    "CLEANUP_GRACE",
+    "EXIT_DEADLINE",
     "EXIT_FAILURE",
     "EXIT_OK",
     "SHUTDOWN_TIMEOUT",
@@ -70,6 +78,14 @@ EXIT_FAILURE = 1
 SHUTDOWN_TIMEOUT = 4.5
 """Seconds from a stop signal until unfinished tasks are abandoned. Releasing the
 lock and leaving the interpreter take the rest of the 5 s stop budget."""
+
+EXIT_DEADLINE = 4.8
+"""Seconds from a stop request until the process exits, even if a worker thread is
+still blocked (a psutil call on a hung mount, a SQLite write waiting for a lock).
+Without it `asyncio.run` and the interpreter would wait for that thread."""
+
+CLEANUP_GRACE = 0.5
+"""Seconds the interpreter may take to leave after the supervisor has returned."""
 
 WAL_WARNING_BYTES = 64 * 1024 * 1024
 """WAL size in bytes after a checkpoint above which the daemon logs a warning. It
@@ -108,13 +124,23 @@ def run_daemon(
     configure_logging(log_level, log_file)
     for name in _URL_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    guard = _ExitGuard()
     supervisor = Supervisor(
         config,
         data_dir.expanduser().resolve(),
         port=config.port if port is None else port,
         api=api,
+        on_stop=lambda: guard.arm(EXIT_DEADLINE),
     )
-    return asyncio.run(supervisor.run())
+    return asyncio.run(_supervise(supervisor, guard))
+
+
+async def _supervise(supervisor: Supervisor, guard: _ExitGuard) -> int:
+    code = await supervisor.run()
+    # What follows is asyncio.run cancelling leftover tasks and joining the default
+    # executor's threads, which must not outlast the grace.
+    guard.finished(code)
+    return code
 
 
 def heartbeat_stale_after(interval: float) -> float:
@@ -129,7 +155,15 @@ def heartbeat_stale_after(interval: float) -> float:
 class Supervisor:
     """Start, watch and stop the daemon's tasks inside one asyncio loop."""
 
-    def __init__(self, config: Config, data_dir: Path, *, port: int, api: bool) -> None:
+    def __init__(
+        self,
+        config: Config,
+        data_dir: Path,
+        *,
+        port: int,
+        api: bool,
+        on_stop: Callable[[], None] | None = None,
+    ) -> None:
         """Prepare the supervisor without opening anything until `run()`.
 
         Args:
@@ -137,6 +171,7 @@ class Supervisor:
             data_dir: Absolute data directory.
             port: API port, 0 for a free one.
             api: Whether to serve the HTTP API.
+            on_stop: Called once, on the loop thread, when a stop is first requested.
         """
         self.config = config
         self.data_dir = data_dir
@@ -145,6 +180,7 @@ class Supervisor:
         self.interval = config.collectors.system.interval
         self.started_at = 0.0
         self._stop = asyncio.Event()
+        self._on_stop = on_stop
         self._heartbeat_errors = _RepeatedFailure("heartbeat")
         self._maintenance_errors = _RepeatedFailure("maintenance")
         self._wal_watch = WalWatch(data_dir)
@@ -153,6 +189,9 @@ class Supervisor:
         """Run until a stop signal and return the exit code."""
         lock = DaemonLock(self.data_dir)
         try:
+            # Checked before the lock file is created in it, so a data dir that is
+            # a file or read-only gets a message naming it instead of an errno.
+            prepare_data_dir(self.data_dir)
             lock.acquire()
         except (AtlasError, OSError) as err:
             logger.error("daemon not started: %s", err)
@@ -171,6 +210,8 @@ class Supervisor:
             return
         logger.info("stopping reason=%s", reason)
         self._stop.set()
+        if self._on_stop is not None:
+            self._on_stop()
 
     async def _run_locked(self) -> int:
         self.started_at = time.time()
@@ -202,6 +243,8 @@ class Supervisor:
         ended_early = await self._wait_for_stop(tasks)
         finished = await self._shutdown(tasks, pipeline, alerting, server, stores)
         failed = self._log_task_errors(tasks) or ended_early
+        if tasks["heartbeat"].done():
+            await self._clear_beat(stores.heartbeat)
         if finished:
             stores.close()
         logger.info("daemon stopped pid=%d", os.getpid())
@@ -321,9 +364,19 @@ class Supervisor:
         try:
             await asyncio.to_thread(write_heartbeat, conn, beat)
         except Exception as err:  # noqa: BLE001 - worker boundary: log, retry next beat
-            self._heartbeat_errors.failed(err, data_dir=self.data_dir)
+            self._heartbeat_errors.failed(err, data_dir=self.data_dir, now=time.monotonic())
             return
         self._heartbeat_errors.succeeded()
+
+    async def _clear_beat(self, conn: sqlite3.Connection) -> None:
+        try:
+            await asyncio.to_thread(clear_heartbeat, conn, os.getpid())
+        except sqlite3.Error as err:
+            logger.warning(
+                "heartbeat not cleared data_dir=%s: %s; readers show the daemon as stale until it ages out",
+                self.data_dir,
+                err,
+            )
 
     async def _maintenance_loop(self, conn: sqlite3.Connection) -> None:
         while not self._stop.is_set():
@@ -344,7 +397,7 @@ class Supervisor:
             if self._stop.is_set() and isinstance(err, sqlite3.OperationalError):
                 logger.info("maintenance interrupted by stop data_dir=%s", self.data_dir)
                 return
-            self._maintenance_errors.failed(err, data_dir=self.data_dir)
+            self._maintenance_errors.failed(err, data_dir=self.data_dir, now=time.monotonic())
             return
         self._maintenance_errors.succeeded()
 
@@ -461,8 +514,12 @@ class _Connections:
 
     @classmethod
     async def open(cls, data_dir: Path) -> _Connections:
-        """Open the store for the heartbeat and maintenance tasks, migrating it first."""
-        heartbeat = await asyncio.to_thread(open_store, data_dir)
+        """Open the store for the heartbeat and maintenance tasks, checking and migrating it first.
+
+        Raises:
+            storage.errors.StoreCorruptError: `PRAGMA quick_check` found damage.
+        """
+        heartbeat = await asyncio.to_thread(open_store, data_dir, verify=True)
         try:
             maintenance = await asyncio.to_thread(connect, data_dir / DB_FILENAME)
         except BaseException:
@@ -477,20 +534,93 @@ class _Connections:
 
 
 class _RepeatedFailure:
-    """Log the first failure of a periodic step at ERROR and the repeats at DEBUG."""
+    """Log failures of a periodic step at ERROR: the first, each change of error, then one per interval.
 
-    def __init__(self, step: str) -> None:
+    The failures in between go to DEBUG, and the next ERROR line counts them.
+    """
+
+    def __init__(self, step: str, interval: float = FAILURE_LOG_INTERVAL) -> None:
         self.step = step
+        self.interval = interval
         self.count = 0
+        self.error = ""
+        self.logged_at = 0.0
+        self.logged_count = 0
 
-    def failed(self, err: Exception, *, data_dir: Path) -> None:
+    def failed(self, err: Exception, *, data_dir: Path, now: float) -> None:
+        """Count a failure at monotonic `now` and log it if it is due."""
         self.count += 1
+        error = f"{type(err).__name__}: {err}"
+        changed, self.error = error != self.error, error
         if self.count == 1:
             logger.error("%s failed data_dir=%s: %s", self.step, data_dir, err, exc_info=err)
+        elif changed or now - self.logged_at >= self.interval:
+            logger.error(
+                "%s still failing failures=%d not_logged=%d data_dir=%s: %s",
+                self.step,
+                self.count,
+                self.count - self.logged_count - 1,
+                data_dir,
+                error,
+            )
         else:
             logger.debug("%s failed again failures=%d: %s", self.step, self.count, err)
+            return
+        self.logged_at, self.logged_count = now, self.count
 
     def succeeded(self) -> None:
+        """Log a recovery after failures and reset the count."""
         if self.count:
             logger.info("%s recovered after failures=%d", self.step, self.count)
-        self.count = 0
+        self.count, self.error, self.logged_count = 0, "", 0
+
+
+class _ExitGuard:
+    """End the process with `os._exit` when leaving it normally would outlast its deadline.
+
+    `asyncio.run` joins the default executor's worker threads, and the interpreter
+    joins every non-daemon thread, so a thread blocked in psutil or SQLite would hold
+    the exit for as long as it blocks. The timer thread is a daemon thread, so a
+    process that exits in time ends it unnoticed. An interrupted SQLite transaction
+    rolls back on the next open, as after a crash.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+        self._due = float("inf")
+        self._code = EXIT_FAILURE
+
+    def arm(self, seconds: float) -> None:
+        """Exit `seconds` from now unless the process ends first; an earlier deadline stays."""
+        due = time.monotonic() + seconds
+        with self._lock:
+            if due >= self._due:
+                return
+            if self._timer is not None:
+                self._timer.cancel()
+            self._due = due
+            self._timer = threading.Timer(seconds, self._force_exit)
+            self._timer.daemon = True
+            self._timer.name = "atlas-exit-guard"
+            self._timer.start()
+
+    def finished(self, code: int) -> None:
+        """Record the supervisor's exit code and allow `CLEANUP_GRACE` for the rest."""
+        self._code = code
+        self.arm(CLEANUP_GRACE)
+
+    def _force_exit(self) -> None:
+        running = [
+            thread.name
+            for thread in threading.enumerate()
+            if thread is not threading.current_thread() and thread is not threading.main_thread()
+        ]
+        logger.warning(
+            "exit forced after the stop deadline exit_code=%d threads_running=%s",
+            self._code,
+            ",".join(running) or "none",
+        )
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os._exit(self._code)

@@ -2,7 +2,7 @@
 
 The daemon and the console's embedded mode build a `Scheduler` over their collectors
 and a sink (usually a function that writes the samples to the store). Each task runs
-its collector's cycle under a timeout, records the outcome in a `CollectorStatus` and
+its collector's cycle under a timeout, records the outcome in a `ScheduledStatus` and
 then awaits the sink.
 
 Invariants:
@@ -14,8 +14,11 @@ Invariants:
 - The scheduler is the only place in `collectors` that reads the clock: `clock()`
   stamps each cycle and the event loop's monotonic time drives the schedule.
 - The sink is awaited once per cycle, with an empty list when the cycle failed, so a
-  sink that also persists statuses receives every outcome. A failing sink is logged and
-  counted, never fatal.
+  sink that also persists statuses receives every outcome. A failing sink is never
+  fatal. It is counted in the collector's `ScheduledStatus`, whose `last_error` reads
+  "store write failed: ..." until a sink call with samples succeeds. It is logged at
+  ERROR when it starts or its error changes, then once per `FAILURE_LOG_INTERVAL`
+  with the number of failures in between.
 """
 
 from __future__ import annotations
@@ -25,11 +28,18 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from collectors.base import Collector, CollectorStatus, Sample
 
-__all__ = ["MAX_DEFAULT_TIMEOUT", "Scheduler", "default_timeout"]
+__all__ = [
+    "FAILURE_LOG_INTERVAL",
+    "MAX_DEFAULT_TIMEOUT",
+    "STORE_WRITE_FAILED",
+    "ScheduledStatus",
+    "Scheduler",
+    "default_timeout",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +49,26 @@ MAX_DEFAULT_TIMEOUT = 10.0
 CANCEL_GRACE = 1.0
 """Seconds `run()` waits for a cancelled cycle to end before abandoning it at stop."""
 
+FAILURE_LOG_INTERVAL = 60.0
+"""Seconds between ERROR lines while a sink keeps failing with the same error."""
+
+STORE_WRITE_FAILED = "store write failed: "
+"""Prefix of `last_error` while the sink fails for a collector."""
+
 Sink = Callable[[list[Sample]], Awaitable[None]]
 """Receiver of one cycle's samples."""
+
+
+@dataclass(slots=True)
+class ScheduledStatus(CollectorStatus):
+    """A collector's status plus the outcome of handing its samples to the sink (the store)."""
+
+    store_write_failures: int = 0
+    """Sink calls for this collector that raised since the scheduler began."""
+    last_store_error: str | None = None
+    """Error of the latest failed sink call, kept after the sink recovers."""
+    last_store_error_at: float | None = None
+    """UTC epoch seconds of the latest failed sink call."""
 
 
 def default_timeout(interval: float) -> float:
@@ -84,10 +112,10 @@ class Scheduler:
         self._timeouts = {
             c.name: timeouts.get(c.name, default_timeout(c.interval)) for c in self._collectors
         }
-        self._statuses = {c.name: CollectorStatus(name=c.name, interval=c.interval) for c in self._collectors}
-        self._sink_failures = dict.fromkeys(names, 0)
+        self._statuses = {c.name: ScheduledStatus(name=c.name, interval=c.interval) for c in self._collectors}
         self._failure_streaks = dict.fromkeys(names, 0)
         self._sink_streaks = dict.fromkeys(names, 0)
+        self._sink_logs = {name: _FailureLog() for name in names}
         self._stop = asyncio.Event()
 
     async def run(self) -> None:
@@ -113,13 +141,13 @@ class Scheduler:
         """Ask `run()` to return; safe to call more than once and before `run()`."""
         self._stop.set()
 
-    def statuses(self) -> list[CollectorStatus]:
+    def statuses(self) -> list[ScheduledStatus]:
         """Return copies of every collector's status, in the order the collectors were given."""
         return [replace(status, unavailable=dict(status.unavailable)) for status in self._statuses.values()]
 
     def sink_failures(self) -> dict[str, int]:
         """Return the number of failed sink calls per collector name."""
-        return dict(self._sink_failures)
+        return {name: status.store_write_failures for name, status in self._statuses.items()}
 
     async def _run_collector(self, collector: Collector) -> None:
         loop = asyncio.get_running_loop()
@@ -162,7 +190,7 @@ class Scheduler:
     def _record(
         self,
         collector: Collector,
-        status: CollectorStatus,
+        status: ScheduledStatus,
         attempt: asyncio.Future[list[Sample]],
         timeout: float,
         duration_ms: float,
@@ -186,14 +214,16 @@ class Scheduler:
         if failed_cycles:
             logger.info("collector recovered collector=%s failed_cycles=%d", collector.name, failed_cycles)
         self._failure_streaks[collector.name] = 0
-        status.last_error = None
+        # A store error stays visible until a write succeeds, not only until the
+        # next cycle collects, so a broken store never looks healthy between writes.
+        status.last_error = _format_store_error(status) if self._sink_streaks[collector.name] else None
         status.last_sample_count = len(samples)
         logger.debug(
             "cycle done collector=%s samples=%d duration_ms=%.1f", collector.name, len(samples), duration_ms
         )
         return samples
 
-    def _record_failure(self, status: CollectorStatus, error: str) -> None:
+    def _record_failure(self, status: ScheduledStatus, error: str) -> None:
         # Log a failure when it starts or changes, so a collector that fails every
         # cycle writes one warning rather than one per cycle.
         level = logging.DEBUG if status.last_error == error else logging.WARNING
@@ -208,18 +238,50 @@ class Scheduler:
         try:
             await self._sink(samples)
         except Exception as err:
-            self._sink_failures[name] += 1
-            self._sink_streaks[name] += 1
-            if self._sink_streaks[name] == 1:
-                logger.error(
-                    "sink failed collector=%s samples=%d error=%s", name, len(samples), err, exc_info=True
-                )
-            else:
-                logger.debug("sink failed again collector=%s error=%s", name, err)
+            self._record_sink_failure(name, len(samples), err)
             return
-        if self._sink_streaks[name]:
-            logger.info("sink recovered collector=%s failed_calls=%d", name, self._sink_streaks[name])
-            self._sink_streaks[name] = 0
+        # A call without samples may write nothing at all, so it does not prove
+        # that the store accepts writes again.
+        if samples and self._sink_streaks[name]:
+            self._record_sink_recovery(name)
+
+    def _record_sink_failure(self, name: str, sample_count: int, err: Exception) -> None:
+        status = self._statuses[name]
+        detail = f"{type(err).__name__}: {err}"
+        self._sink_streaks[name] += 1
+        status.store_write_failures += 1
+        status.last_store_error = detail
+        status.last_store_error_at = self._clock()
+        status.last_error = _format_store_error(status)
+
+        unlogged = self._sink_logs[name].observe(detail, asyncio.get_running_loop().time())
+        streak = self._sink_streaks[name]
+        if unlogged is None:
+            logger.debug("store write failed again collector=%s failures=%d error=%s", name, streak, detail)
+        elif streak == 1:
+            logger.error(
+                "store write failed collector=%s samples=%d error=%s",
+                name,
+                sample_count,
+                detail,
+                exc_info=err,
+            )
+        else:
+            logger.error(
+                "store write still failing collector=%s failures=%d not_logged=%d error=%s",
+                name,
+                streak,
+                unlogged,
+                detail,
+            )
+
+    def _record_sink_recovery(self, name: str) -> None:
+        status = self._statuses[name]
+        logger.info("store write recovered collector=%s failed_calls=%d", name, self._sink_streaks[name])
+        self._sink_streaks[name] = 0
+        self._sink_logs[name] = _FailureLog()
+        if status.last_error is not None and status.last_error.startswith(STORE_WRITE_FAILED):
+            status.last_error = None
 
     async def _wait_for_stop(self, delay: float) -> bool:
         """Sleep for `delay` seconds or until `stop()`; return True when stopped."""
@@ -229,6 +291,38 @@ class Scheduler:
             except TimeoutError:
                 pass
         return self._stop.is_set()
+
+
+class _FailureLog:
+    """Choose which failures of a repeating error to log, so a broken store logs once a minute.
+
+    `observe` lets through the first failure, every change of the error text, and
+    then one failure per `interval` seconds.
+    """
+
+    def __init__(self, interval: float = FAILURE_LOG_INTERVAL) -> None:
+        self.interval = interval
+        self.error: str | None = None
+        self.logged_at = -math.inf
+        self.unlogged = 0
+
+    def observe(self, error: str, now: float) -> int | None:
+        """Record a failure at monotonic `now` and decide whether to log it.
+
+        Returns:
+            None to skip this failure, else the failures skipped since the last logged one.
+        """
+        changed = error != self.error
+        self.error = error
+        if not changed and now - self.logged_at < self.interval:
+            self.unlogged += 1
+            return None
+        unlogged, self.unlogged, self.logged_at = self.unlogged, 0, now
+        return unlogged
+
+
+def _format_store_error(status: ScheduledStatus) -> str:
+    return f"{STORE_WRITE_FAILED}{status.last_store_error}"
 
 
 def _next_tick(start: float, interval: float, now: float) -> float:

@@ -9,8 +9,17 @@ Importing the package touches no file.
 
 from __future__ import annotations
 
-from storage.db import DB_FILENAME, StoreConnection, connect, migrate, open_store, transaction
-from storage.errors import MigrationError, StorageError, StoreOpenError
+from storage.db import (
+    DB_FILENAME,
+    StoreConnection,
+    check_integrity,
+    connect,
+    migrate,
+    open_store,
+    prepare_data_dir,
+    transaction,
+)
+from storage.errors import MigrationError, StorageError, StoreCorruptError, StoreOpenError
 from storage.metrics import (
     Point,
     SeriesRange,
@@ -29,6 +38,7 @@ from storage.status import (
     Heartbeat,
     StoreSize,
     checkpoint,
+    clear_heartbeat,
     daemon_state,
     read_collector_statuses,
     read_heartbeat,
@@ -47,17 +57,21 @@ __all__ = [
     "SeriesValue",
     "StorageError",
     "StoreConnection",
+    "StoreCorruptError",
     "StoreOpenError",
     "StoreSize",
     "WindowFunction",
     "apply_retention",
+    "check_integrity",
     "checkpoint",
+    "clear_heartbeat",
     "connect",
     "daemon_state",
     "latest",
     "list_series",
     "migrate",
     "open_store",
+    "prepare_data_dir",
     "range_query",
     "read_collector_statuses",
     "read_heartbeat",

@@ -2,7 +2,8 @@
 
     AtlasError
     └── StorageError          the store cannot be used as asked
-        ├── StoreOpenError    the database file cannot be opened or put in WAL mode
+        ├── StoreOpenError    the data directory or database file cannot be opened or written
+        ├── StoreCorruptError the database file fails SQLite's integrity check
         └── MigrationError    the schema cannot be brought to the current version
 
 Each message names the file or migration at fault and, where the user can fix it,
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from atlas_tui.errors import AtlasError
 
-__all__ = ["MigrationError", "StorageError", "StoreOpenError"]
+__all__ = ["MigrationError", "StorageError", "StoreCorruptError", "StoreOpenError"]
 
 
 class StorageError(AtlasError):
@@ -22,7 +23,11 @@ class StorageError(AtlasError):
 
 
 class StoreOpenError(StorageError):
-    """Raised by `connect` when the file cannot be opened or WAL mode cannot be set."""
+    """Raised when the data directory is missing or unwritable, or the database cannot be opened in WAL mode."""
+
+
+class StoreCorruptError(StorageError):
+    """Raised by `check_integrity` when `PRAGMA quick_check` reports a damaged database file."""
 
 
 class MigrationError(StorageError):

@@ -25,6 +25,7 @@ __all__ = [
     "Heartbeat",
     "StoreSize",
     "checkpoint",
+    "clear_heartbeat",
     "daemon_state",
     "read_collector_statuses",
     "read_heartbeat",
@@ -84,6 +85,26 @@ def write_heartbeat(conn: sqlite3.Connection, hb: Heartbeat) -> None:
             "VALUES (1, ?, ?, ?, ?, ?)",
             (hb.pid, hb.host, hb.started_at, hb.updated_at, hb.version),
         )
+
+
+def clear_heartbeat(conn: sqlite3.Connection, pid: int | None = None) -> bool:
+    """Delete the heartbeat row, so readers see the daemon as "absent" at once.
+
+    A daemon calls this on a clean stop. With `pid`, only a row written by that
+    process is deleted, so a stopping daemon never removes the heartbeat of a daemon
+    that has already taken over the data directory.
+
+    **Writes**, one BEGIN IMMEDIATE transaction (a savepoint inside the caller's).
+
+    Returns:
+        True when a row was deleted.
+    """
+    with transaction(conn):
+        if pid is None:
+            cursor = conn.execute("DELETE FROM heartbeat WHERE id = 1")
+        else:
+            cursor = conn.execute("DELETE FROM heartbeat WHERE id = 1 AND pid = ?", (pid,))
+    return cursor.rowcount > 0
 
 
 def read_heartbeat(conn: sqlite3.Connection) -> Heartbeat | None:
