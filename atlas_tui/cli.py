@@ -363,7 +363,7 @@ def _cmd_config(args: argparse.Namespace) -> int:
         # The warnings go with the errors, so one run shows every problem.
         raise ConfigError(str(path) if path is not None else "defaults", [*check.errors, *notes, *check.warnings])
 
-    print(json.dumps(config.model_dump(mode="json"), indent=2))
+    print(json.dumps(config.model_dump(mode="json", by_alias=True), indent=2))
     source = str(path) if path is not None else "defaults (no config file found)"
     for warning in [*notes, *check.warnings]:
         print(f"{source}: {warning}", file=sys.stderr)
@@ -463,6 +463,11 @@ def _read_latest(data_dir: Path, name: str | None) -> list[SeriesValue]:
         _NoMetricsError: no store file, an unreadable store, or no matching series.
     """
     path = data_dir / DB_FILENAME
+    if data_dir.exists() and not data_dir.is_dir():
+        raise _NoMetricsError(
+            f"{data_dir} is not a directory; pass the daemon's data directory to --data-dir "
+            "or set ATLAS_DATA_DIR"
+        )
     if not path.is_file():
         raise _NoMetricsError(
             f"no store at {path}; start `atlas daemon --data-dir {data_dir}` or check --data-dir"

@@ -4,6 +4,11 @@ The daemon calls `create_api` once and serves the result with `ApiServer` on
 127.0.0.1. Each area adds one router module under `atlas_tui.api` and one
 `include_router` line here. Handlers read shared state through `ApiContext`, never
 through module globals, so tests can build several apps in one process.
+
+Invariants: a request whose `Host` header names anything but this machine's loopback
+names gets 400, so a web page that rebinds its own DNS name to 127.0.0.1 cannot read
+the API from a browser. FastAPI's `/docs` and `/redoc` pages are off because they
+load their scripts from a public CDN. The schema stays at `/openapi.json`.
 """
 
 from __future__ import annotations
@@ -16,15 +21,19 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.trustedhost import TrustedHostMiddleware
 
 from atlas_tui.api import alerts, metrics, system
 from atlas_tui.api.context import ApiContext, StatusesProvider
 from atlas_tui.config import Config
 
-__all__ = ["DEFAULT_STALE_AFTER", "create_api"]
+__all__ = ["ALLOWED_HOSTS", "DEFAULT_STALE_AFTER", "create_api"]
 
 DEFAULT_STALE_AFTER = 30.0
 """Seconds without a heartbeat after which the daemon is reported as stale."""
+
+ALLOWED_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+"""Host header values the API accepts, each with or without a port."""
 
 
 def create_api(
@@ -51,8 +60,10 @@ def create_api(
 
     Returns:
         The app, with `/api/system/status`, `/api/metrics` and `/api/alerts` routes.
+        It serves only requests addressed to a name in `ALLOWED_HOSTS`.
     """
-    app = FastAPI(title="ATLAS", version=version)
+    app = FastAPI(title="ATLAS", version=version, docs_url=None, redoc_url=None)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(ALLOWED_HOSTS), www_redirect=False)
     app.state.context = ApiContext(
         data_dir=data_dir.resolve(),
         started_at=started_at,

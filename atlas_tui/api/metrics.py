@@ -1,4 +1,4 @@
-"""`GET /api/metrics`: the latest value of every series, optionally for one metric name.
+"""`GET /api/metrics`: the latest value of every series, optionally for some metric names.
 
 Existing scripts read this list, so its item shape (name, labels, ts, value) is
 fixed. Values come from the newest raw sample of each series in the store.
@@ -37,14 +37,19 @@ class MetricValue(BaseModel):
 
 @router.get("/metrics", response_model=list[MetricValue])
 def get_metrics(
-    name: str | None = Query(default=None, description="Return only series of this metric name."),
+    name: list[str] | None = Query(
+        default=None, description="Return only series of this metric name; repeat it for several names."
+    ),
     context: ApiContext = Depends(get_context),
 ) -> list[MetricValue]:
-    """Return the newest sample of every series, or of the series of metric `name`.
+    """Return the newest sample of every series, or of the series of each metric in `name`.
 
-    An unknown `name` returns an empty list, as a metric that was never written has
-    no latest value.
+    Repeated `name` values return the union of their series, each series once. An
+    unknown name adds nothing, as a metric that was never written has no latest value.
     """
     with context.read_connection() as conn:
-        rows = latest(conn, name)
+        if not name:
+            rows = latest(conn)
+        else:
+            rows = [row for metric in dict.fromkeys(name) for row in latest(conn, metric)]
     return [MetricValue.from_series(row) for row in rows]

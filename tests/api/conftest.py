@@ -55,17 +55,21 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def serve() -> AsyncIterator[Callable[[Path], Awaitable[httpx.AsyncClient]]]:
-    """Return a coroutine function that serves an app for a data dir and gives back a client."""
+async def serve() -> AsyncIterator[Callable[..., Awaitable[httpx.AsyncClient]]]:
+    """Return a coroutine function that serves an app for a data dir and gives back a client.
+
+    The app reports `SYSTEM_STATUS` as its only collector unless `statuses` is given.
+    """
     servers: list[tuple[ApiServer, asyncio.Task[None]]] = []
     clients: list[httpx.AsyncClient] = []
 
-    async def start(directory: Path) -> httpx.AsyncClient:
+    async def start(directory: Path, statuses: list[CollectorStatus] | None = None) -> httpx.AsyncClient:
+        reported = [SYSTEM_STATUS] if statuses is None else statuses
         app = create_api(
             directory,
             started_at=STARTED_AT,
             version="9.9.9",
-            statuses_provider=lambda: [SYSTEM_STATUS],
+            statuses_provider=lambda: reported,
             stale_after=15.0,
             clock=lambda: NOW,
         )

@@ -49,7 +49,7 @@ def _app(seeded: Seeded) -> FastAPI:
 async def client(seeded: Seeded) -> AsyncIterator[httpx.AsyncClient]:
     """A client calling the app in process through ASGI."""
     transport = httpx.ASGITransport(app=_app(seeded))
-    async with httpx.AsyncClient(transport=transport, base_url="http://atlas.test") as running:
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as running:
         yield running
 
 
@@ -222,7 +222,7 @@ async def test_history_unknown_404(client: httpx.AsyncClient) -> None:
 async def test_missing_store_503(tmp_path: Path) -> None:
     """Without a store file the alert routes return 503 like the other routes."""
     app = create_api(tmp_path / "none", started_at=0.0, version="t", statuses_provider=list)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://atlas.test") as client:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
         response = await client.get("/api/alerts")
 
     assert response.status_code == 503

@@ -64,9 +64,12 @@ async def test_status_shape(serve, data_dir: Path) -> None:
             "last_duration_ms": 12.5,
             "last_error": None,
             "failures": 1,
+            "store_write_failures": 0,
             "unavailable": {"cpu_freq": "FileNotFoundError"},
         }
     ]
+    assert body["store"]["last_write_error"] is None
+    assert body["store"]["last_write_error_at"] is None
 
 
 async def test_missing_store_503(serve, tmp_path: Path) -> None:

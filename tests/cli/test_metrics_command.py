@@ -95,6 +95,19 @@ def test_missing_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert not data_dir.exists()
 
 
+def test_data_dir_is_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A --data-dir that is a file exits 1 saying so, without advising a daemon on that path."""
+    path = tmp_path / "plain-file"
+    path.write_text("x", encoding="utf-8")
+
+    code = main(["metrics", "--data-dir", str(path)])
+
+    err = capsys.readouterr().err
+    assert code == EXIT_FAILURE
+    assert f"atlas metrics: {path} is not a directory" in err
+    assert "atlas daemon" not in err
+
+
 def test_empty_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A store with no samples exits 1 and suggests starting the daemon."""
     data_dir = tmp_path / "data"
