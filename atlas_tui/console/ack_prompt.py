@@ -11,17 +11,17 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.content import Content
-from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
 from atlas_tui.console.formatting import printable
+from atlas_tui.console.modal import SizeGuardedModal
 
 __all__ = ["ACK_MESSAGE_MAX", "AckPrompt"]
 
 ACK_MESSAGE_MAX = 500
 """Characters accepted for the note; longer text is cut by the input."""
 
-class AckPrompt(ModalScreen[str | None]):
+class AckPrompt(SizeGuardedModal[str | None]):
     """Asks for the note of an acknowledgement; dismisses with the note or None."""
 
     BINDINGS = [
@@ -66,7 +66,14 @@ class AckPrompt(ModalScreen[str | None]):
         """Create the title, the input and the key hint."""
         with Vertical(id="ack-box"):
             yield Label(Content(self._title), id="ack-title")
-            yield Input(placeholder="note for the team (optional)", max_length=ACK_MESSAGE_MAX, id="ack-message")
+            # No select-all on focus: focus comes back after a too-small resize, and typing
+            # must then add to the note, not replace it.
+            yield Input(
+                placeholder="note for the team (optional)",
+                max_length=ACK_MESSAGE_MAX,
+                select_on_focus=False,
+                id="ack-message",
+            )
             yield Label("enter acknowledges · escape cancels", id="ack-hint")
 
     def on_mount(self) -> None:

@@ -1,7 +1,9 @@
 """The `?` help overlay: a modal list of every key binding and what it does.
 
 The app builds the entries from its own bindings and those of the registered panes,
-so the list cannot drift from the keys that work. Escape or `?` closes it.
+so the list cannot drift from the keys that work. Escape or `?` closes it. A modal
+screen hides the app's bindings, so this screen binds `q` (quit) and the pane number
+keys (close the help and show that pane) itself.
 """
 
 from __future__ import annotations
@@ -12,18 +14,22 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label
+
+from atlas_tui.console.modal import SizeGuardedModal
+from atlas_tui.console.panes import PANES
 
 __all__ = ["HelpScreen"]
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(SizeGuardedModal[None]):
     """A centred box with a two-column key table."""
 
     BINDINGS = [
         Binding("escape", "close", "Close help"),
         Binding("question_mark", "close", "Close help", show=False),
+        Binding("q", "app.quit", "Quit", show=False),
+        *(Binding(spec.key, f"app.show_pane('{spec.pane_id}')", spec.title, show=False) for spec in PANES),
     ]
 
     DEFAULT_CSS = """

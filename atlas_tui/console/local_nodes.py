@@ -71,5 +71,7 @@ def _lag_chart(
     for node in sorted(charted, key=lambda node: node.name):
         ranges = range_query(conn, "node_block_lag", start, end, labels={"node": node.name}, max_points=max_points)
         points = tuple((point.ts, point.value) for series in ranges for point in series.points)
-        lines.append(ChartSeries(node.name, "count", points))
+        # The legend shows the Nodes table's lag, not the last bucket average of a long window.
+        latest = None if node.lag is None else (node.ts, node.lag)
+        lines.append(ChartSeries(node.name, "count", points, latest))
     return Chart("lag", "Block lag", "count", tuple(lines))

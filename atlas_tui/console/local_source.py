@@ -10,14 +10,20 @@ WAL. Its only writes are the acknowledgements the user makes, through
 
 Who writes the store is decided from the daemon's heartbeat (`storage.status`):
 
-- At `start`, a heartbeat younger than `heartbeat_stale_after` (three collector
-  intervals, at least 15 s) means a live daemon: the console only reads. Otherwise
-  the console starts an `EmbeddedCollection` and writes the same store itself.
+- A heartbeat younger than `heartbeat_stale_after` (three collector intervals, at
+  least 15 s) means a live daemon: the console only reads.
+- No heartbeat row (a daemon that stopped cleanly deletes it), or a stale one while
+  no process holds the daemon lock (`lockfile.lock_holder`), means no daemon: the
+  console starts an `EmbeddedCollection` and writes the same store itself. This is
+  checked at `start` and again on every snapshot, so an open console takes over
+  when the daemon goes away.
+- A stale heartbeat while a process still holds the lock means a hung daemon. The
+  console keeps reading and shows `stale`, because it must not write beside a live
+  daemon that may resume.
 - While embedded, a live daemon heartbeat from another process stops the embedded
   collection, so there is one writer again.
-- While reading a daemon's store, a heartbeat that goes stale is shown as `stale`
-  and nothing else changes: the daemon still holds its lock and may resume. A
-  heartbeat row that disappears (absent) starts embedded collection.
+- Before it starts writing, the console runs `PRAGMA quick_check` on the store
+  (`storage.db.check_integrity`), so it does not add writes to a damaged file.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import socket
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Literal
 
 from atlas_tui.alerts.actions import acknowledge, default_actor, unacknowledge
 from atlas_tui.config import Config
@@ -37,6 +44,7 @@ from atlas_tui.console.local_alerts import alert_row, read_alert_detail, read_al
 from atlas_tui.console.local_nodes import read_nodes
 from atlas_tui.console.source import (
     Chart,
+    ChartPoint,
     ChartSeries,
     ConsoleSnapshot,
     DaemonState,
@@ -45,9 +53,10 @@ from atlas_tui.console.source import (
     Unit,
 )
 from atlas_tui.daemon import heartbeat_stale_after
-from storage.db import open_store
+from atlas_tui.lockfile import lock_holder
+from collectors.base import Labels
+from storage.db import DB_FILENAME, check_integrity, open_store
 from storage.metrics import SeriesValue, latest, range_query
-from storage.status import DaemonState as HeartbeatState
 from storage.status import Heartbeat, daemon_state, read_heartbeat
 
 __all__ = ["CHART_POINTS", "TABLE_METRICS", "LocalSource"]
@@ -75,6 +84,11 @@ DISK_CHART_MOUNTS = 3
 LOOPBACK_INTERFACES = frozenset({"lo"})
 """Interfaces left out of the network chart's totals; traffic to self is not load."""
 
+WriterState = Literal["running", "hung", "absent"]
+"""The writer of the store as `LocalSource` judges it. `running` is a live daemon.
+`hung` is a daemon whose heartbeat is stale while it still holds the lock. `absent`
+means no daemon: no heartbeat, or a stale one with the lock free."""
+
 _ROW_RANK = {name: rank for rank, (name, _unit) in enumerate(TABLE_METRICS)}
 _UNITS = dict(TABLE_METRICS)
 # Received and sent rates of one interface sit next to each other in the table.
@@ -99,6 +113,7 @@ class LocalSource:
         self._conn: sqlite3.Connection | None = None
         self._collection: EmbeddedCollection | None = None
         self._host = ""
+        self._lock_check_error: str | None = None
 
     @property
     def embedded(self) -> bool:
@@ -110,6 +125,8 @@ class LocalSource:
 
         Raises:
             storage.errors.StoreOpenError: the store cannot be opened.
+            storage.errors.StoreCorruptError: embedded collection would start, but
+                the store fails its integrity check.
             storage.errors.MigrationError: the schema cannot be migrated.
         """
         self._host = socket.gethostname()
@@ -118,11 +135,20 @@ class LocalSource:
             self._conn.close()
         self._conn = open_store(self._data_dir)
         heartbeat = read_heartbeat(self._conn)
-        if self._daemon_state(heartbeat, now) != "running":
+        if self._writer_state(heartbeat, now) == "absent":
             self._start_collection()
 
     def snapshot(self, window_seconds: float, now: float) -> ConsoleSnapshot:
-        """Read the header, the current values and the charts over `window_seconds`."""
+        """Read the header, the current values and the charts over `window_seconds`.
+
+        Starts or stops embedded collection first when the daemon went away or came
+        back (see the module docstring).
+
+        Raises:
+            storage.errors.StoreCorruptError: embedded collection would start, but
+                the store fails its integrity check.
+            sqlite3.Error: a read failed.
+        """
         conn = self._connection()
         heartbeat = read_heartbeat(conn)
         state = self._follow_writer(heartbeat, now)
@@ -194,19 +220,38 @@ class LocalSource:
             raise RuntimeError("LocalSource.snapshot called before start(); call start(now) first")
         return self._conn
 
-    def _daemon_state(self, heartbeat: Heartbeat | None, now: float) -> HeartbeatState:
+    def _writer_state(self, heartbeat: Heartbeat | None, now: float) -> WriterState:
+        """Judge who writes the store from the heartbeat and, when it is stale, the daemon lock."""
         if heartbeat is not None and heartbeat.pid == os.getpid():
             return "absent"  # our own process never counts as a daemon
-        return daemon_state(heartbeat, now, self._stale_after)
+        state = daemon_state(heartbeat, now, self._stale_after)
+        if state != "stale":
+            return state
+        try:
+            holder = lock_holder(self._data_dir)
+        except OSError as err:
+            # Without knowing whether a daemon holds the lock, writing could put a
+            # second writer beside it, so the console keeps reading.
+            if str(err) != self._lock_check_error:
+                logger.warning("daemon lock check failed data_dir=%s error=%s", self._data_dir, err)
+            self._lock_check_error = str(err)
+            return "hung"
+        self._lock_check_error = None
+        return "absent" if holder is None else "hung"
 
     def _follow_writer(self, heartbeat: Heartbeat | None, now: float) -> DaemonState:
         """Switch between reading and collecting as the daemon comes and goes."""
-        state = self._daemon_state(heartbeat, now)
+        state = self._writer_state(heartbeat, now)
         if self._collection is not None and state == "running":
             logger.info("daemon found, stopping embedded collection pid=%s", heartbeat.pid if heartbeat else None)
             self._collection.stop()
             self._collection = None
-        elif self._collection is None and state == "absent":
+        elif self._collection is None and state == "absent" and self._allow_embedded:
+            logger.info(
+                "no live daemon, starting embedded collection data_dir=%s last_pid=%s",
+                self._data_dir,
+                heartbeat.pid if heartbeat else None,
+            )
             self._start_collection()
         if self._collection is not None:
             return "embedded"
@@ -215,28 +260,31 @@ class LocalSource:
     def _start_collection(self) -> None:
         if not self._allow_embedded:
             return
+        check_integrity(self._connection(), self._data_dir / DB_FILENAME)
         self._collection = EmbeddedCollection(self._config, self._data_dir)
         self._collection.start()
 
     def _charts(
         self, conn: sqlite3.Connection, values: list[SeriesValue], start: float, end: float
     ) -> list[Chart]:
+        newest = {(value.name, value.labels): value for value in values}
         return [
-            Chart("cpu", "CPU", "percent", self._lines(conn, [("cpu_usage", (), "total")], start, end)),
+            Chart("cpu", "CPU", "percent", self._lines(conn, newest, [("cpu_usage", (), "total")], start, end)),
             Chart(
                 "memory",
                 "Memory",
                 "percent",
-                self._lines(conn, [("memory_usage", (), "used"), ("swap_usage", (), "swap")], start, end),
+                self._lines(conn, newest, [("memory_usage", (), "used"), ("swap_usage", (), "swap")], start, end),
             ),
-            Chart("disk", "Disk", "percent", self._lines(conn, _fullest_mounts(values), start, end)),
-            Chart("network", "Network", "bytes_per_second", self._network_lines(conn, start, end)),
+            Chart("disk", "Disk", "percent", self._lines(conn, newest, _fullest_mounts(values), start, end)),
+            Chart("network", "Network", "bytes_per_second", self._network_lines(conn, values, start, end)),
         ]
 
     def _lines(
         self,
         conn: sqlite3.Connection,
-        requested: Iterable[tuple[str, tuple[tuple[str, str], ...], str]],
+        newest: dict[tuple[str, Labels], SeriesValue],
+        requested: Iterable[tuple[str, Labels, str]],
         start: float,
         end: float,
     ) -> tuple[ChartSeries, ...]:
@@ -245,19 +293,24 @@ class LocalSource:
             ranges = range_query(conn, name, start, end, labels=dict(labels), max_points=CHART_POINTS)
             exact = [series for series in ranges if series.labels == labels]
             points = tuple((point.ts, point.value) for series in exact for point in series.points)
-            lines.append(ChartSeries(title, _UNITS.get(name, "count"), points))
+            sample = newest.get((name, labels))
+            latest = None if sample is None else (sample.ts, sample.value)
+            lines.append(ChartSeries(title, _UNITS.get(name, "count"), points, latest))
         return tuple(lines)
 
-    def _network_lines(self, conn: sqlite3.Connection, start: float, end: float) -> tuple[ChartSeries, ...]:
+    def _network_lines(
+        self, conn: sqlite3.Connection, values: list[SeriesValue], start: float, end: float
+    ) -> tuple[ChartSeries, ...]:
         lines = []
         for name, title in (("net_recv_bytes_per_second", "recv"), ("net_sent_bytes_per_second", "sent")):
             totals: dict[float, float] = {}
             for series in range_query(conn, name, start, end, max_points=CHART_POINTS):
-                if dict(series.labels).get("interface") in LOOPBACK_INTERFACES:
+                if _is_loopback(series.labels):
                     continue
                 for point in series.points:
                     totals[point.ts] = totals.get(point.ts, 0.0) + point.value
-            lines.append(ChartSeries(title, "bytes_per_second", tuple(sorted(totals.items()))))
+            latest = _newest_total(value for value in values if value.name == name and not _is_loopback(value.labels))
+            lines.append(ChartSeries(title, "bytes_per_second", tuple(sorted(totals.items())), latest))
         return tuple(lines)
 
 
@@ -271,7 +324,19 @@ def _table_rows(values: Iterable[SeriesValue]) -> list[MetricRow]:
     return rows
 
 
-def _fullest_mounts(values: Iterable[SeriesValue]) -> list[tuple[str, tuple[tuple[str, str], ...], str]]:
+def _is_loopback(labels: Labels) -> bool:
+    return dict(labels).get("interface") in LOOPBACK_INTERFACES
+
+
+def _newest_total(values: Iterable[SeriesValue]) -> ChartPoint | None:
+    """Add the newest raw sample of every interface, as the table lists them, stamped with the newest ts."""
+    samples = list(values)
+    if not samples:
+        return None
+    return max(sample.ts for sample in samples), sum(sample.value for sample in samples)
+
+
+def _fullest_mounts(values: Iterable[SeriesValue]) -> list[tuple[str, Labels, str]]:
     disks = sorted(
         (value for value in values if value.name == "disk_usage"), key=lambda value: -value.value
     )[:DISK_CHART_MOUNTS]

@@ -5,7 +5,10 @@ receives its snapshots as `SnapshotReady` and its alerts reads as `AlertsReady`
 messages, which it hands to the header, the all-channels-down banners and every
 pane. It also runs what panes ask of the source (acknowledge, unacknowledge, alert
 details) as `SourceCall`s on that loop, so the UI thread never touches the store,
-and shows their outcome (`CallFinished`, `DetailLoaded`). Below `MIN_SIZE` it hides
+and shows their outcome (`CallFinished`, `DetailLoaded`). When the store cannot be
+opened or read, the header shows the error until the next snapshot arrives. While no
+snapshot has arrived yet, a `StoreErrorNotice` (CSS class `-store-error`) also takes
+the place of the panes and explains what to do. Below `MIN_SIZE` it hides
 all of that behind `TooSmallNotice` (CSS class `-too-small`) and brings it back on
 the next large enough resize. The panes stay mounted, so the data keeps updating
 while they are hidden.
@@ -18,6 +21,7 @@ from typing import Literal
 
 from textual import work
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Vertical
 from textual.events import Resize
 from textual.geometry import Size
@@ -29,6 +33,7 @@ from textual.worker import get_current_worker
 from atlas_tui.console.alert_detail_screen import AlertDetailScreen
 from atlas_tui.console.alert_models import AlertDetail, AlertRow, AlertsSnapshot
 from atlas_tui.console.alerts_pane import AlertsPane
+from atlas_tui.console.formatting import format_duration_short
 from atlas_tui.console.pane import ConsolePane
 from atlas_tui.console.panes import PaneSpec
 from atlas_tui.console.refresh_loop import RefreshLoop, SourceCall
@@ -37,6 +42,7 @@ from atlas_tui.console.time_windows import WINDOWS
 from atlas_tui.console.widgets.channels_banner import ChannelsDownBanner
 from atlas_tui.console.widgets.header_bar import HeaderBar
 from atlas_tui.console.widgets.pane_bar import PaneBar
+from atlas_tui.console.widgets.store_error_notice import StoreErrorNotice
 from atlas_tui.console.widgets.too_small_notice import MIN_SIZE, TooSmallNotice
 
 __all__ = ["MainScreen"]
@@ -44,6 +50,12 @@ __all__ = ["MainScreen"]
 
 class MainScreen(Screen[None]):
     """The screen under any overlay, for the whole session."""
+
+    BINDINGS = [
+        # The Metrics pane binds `r` too; this one serves while the panes are hidden
+        # behind the store error notice and cannot have the focus.
+        Binding("r", "retry", "Retry", show=False, tooltip="Read the store again now"),
+    ]
 
     class SnapshotReady(Message):
         """A new snapshot from the data loop; a newer one replaces it in the queue."""
@@ -92,12 +104,20 @@ class MainScreen(Screen[None]):
             """Why the read failed, or None."""
 
     class SourceFailed(Message):
-        """The data loop could not start the source or take a snapshot."""
+        """The data loop could not start the source, take a snapshot or read the alerts."""
 
         def __init__(self, error: str) -> None:
             super().__init__()
             self.error = error
             """One-line description of the failure."""
+
+    class StoreFailed(Message):
+        """The data loop could not start the source or take a snapshot; the screen keeps it on show."""
+
+        def __init__(self, error: str) -> None:
+            super().__init__()
+            self.error = error
+            """The error text, for example `/tmp/x is a file, not a directory; ...`."""
 
     def __init__(
         self,
@@ -127,7 +147,12 @@ class MainScreen(Screen[None]):
             publish=lambda snapshot: self.post_message(self.SnapshotReady(snapshot)),
             publish_alerts=lambda alerts: self.post_message(self.AlertsReady(alerts)),
             report_error=lambda error: self.post_message(self.SourceFailed(error)),
+            report_store_error=lambda error: self.post_message(self.StoreFailed(error)),
         )
+        if live:
+            self._retry_hint = f"The console tries again every {format_duration_short(refresh_interval)}; r tries now, q quits."
+        else:
+            self._retry_hint = "r tries again, q quits."
         self._panes = tuple(panes)
         self.active_pane = self._panes[0].pane_id
         """DOM id of the pane on show."""
@@ -139,6 +164,8 @@ class MainScreen(Screen[None]):
         """The newest alerts read; None before the first."""
         self.calls_pending = 0
         """Source calls submitted whose outcome has not been shown yet; tests wait on it."""
+        self.store_error: str | None = None
+        """Why the store could not be opened or read; None once a snapshot arrived."""
 
     def compose(self) -> ComposeResult:
         """Create the header, pane bar, panes, footer and the too-small notice."""
@@ -146,6 +173,7 @@ class MainScreen(Screen[None]):
             yield HeaderBar(id="header")
             yield ChannelsDownBanner(id="banner")
             yield PaneBar([(spec.key, spec.pane_id, spec.title) for spec in self._panes], id="pane-bar")
+            yield StoreErrorNotice(id="store-error")
             with ContentSwitcher(initial=self.active_pane, id="panes"):
                 for spec in self._panes:
                     yield spec.pane_class(id=spec.pane_id)
@@ -164,12 +192,14 @@ class MainScreen(Screen[None]):
         self._apply_size(event.size)
 
     def on_main_screen_snapshot_ready(self, message: SnapshotReady) -> None:
-        """Hand a snapshot to the header and to every pane."""
+        """Hand a snapshot to the header and to every pane, and clear a store error."""
         for header in self.query(HeaderBar):
             header.info = message.snapshot.header
         for pane in self.query(ConsolePane):
             pane.show_snapshot(message.snapshot)
         self.snapshots_shown += 1
+        if self.store_error is not None:
+            self._show_store_error(None)
 
     def on_main_screen_alerts_ready(self, message: AlertsReady) -> None:
         """Hand an alerts read to the header, every banner and every pane."""
@@ -244,6 +274,14 @@ class MainScreen(Screen[None]):
         """Tell the user that data could not be read."""
         self.notify(message.error, title="Data source", severity="error", timeout=10)
 
+    def on_main_screen_store_failed(self, message: StoreFailed) -> None:
+        """Keep the store error on show until a snapshot arrives."""
+        self._show_store_error(message.error)
+
+    def action_retry(self) -> None:
+        """Ask the data loop to open or read the store again now."""
+        self._loop.request()
+
     def on_console_pane_refresh_requested(self, message: ConsolePane.RefreshRequested) -> None:
         """Wake the data loop, with the new chart window if the pane sent one."""
         message.stop()
@@ -257,6 +295,11 @@ class MainScreen(Screen[None]):
         for bar in self.query(PaneBar):
             bar.set_active(pane_id)
         self._focus_active_pane()
+
+    @property
+    def showing_store_error(self) -> bool:
+        """Whether the store error notice is shown instead of the panes."""
+        return self.has_class("-store-error")
 
     @property
     def too_small(self) -> bool:
@@ -280,6 +323,19 @@ class MainScreen(Screen[None]):
         for notice in self.query(TooSmallNotice):
             notice.show_size(size.width, size.height)
         if was_too_small and not too_small:
+            self._focus_active_pane()
+
+    def _show_store_error(self, error: str | None) -> None:
+        """Show `error` in the header, and in place of the panes while no data has arrived."""
+        self.store_error = error
+        for header in self.query(HeaderBar):
+            header.store_error = error
+        was_shown = self.showing_store_error
+        self.set_class(error is not None and self.snapshots_shown == 0, "-store-error")
+        if error is not None:
+            for notice in self.query(StoreErrorNotice):
+                notice.show_error(error, self._retry_hint)
+        if was_shown and not self.showing_store_error:
             self._focus_active_pane()
 
     def _focus_active_pane(self) -> None:

@@ -53,16 +53,17 @@ DETAIL_WIDTH = 48
 
 NODE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("name", "Node"),
-    ("kind", "Kind"),
+    ("health", "Health"),
     ("height", "Height"),
     ("lag", "Lag"),
     ("head_age", "Head age"),
     ("peers", "Peers"),
     ("latency", "Latency"),
-    ("health", "Health"),
+    ("kind", "Kind"),
     ("detail", "Detail"),
 )
-"""Column keys and headings of the Nodes table, in order."""
+"""Column keys and headings of the Nodes table, in order. Health and height come first
+because at 80 columns the table is about 40 cells wide and cuts off the rest."""
 
 PROBE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("name", "Probe"),

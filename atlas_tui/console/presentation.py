@@ -18,7 +18,7 @@ from atlas_tui.console.formatting import (
     printable,
     truncate_cells,
 )
-from atlas_tui.console.source import Chart, ChartId, ConsoleSnapshot, MetricRow, Unit
+from atlas_tui.console.source import Chart, ChartId, ChartPoint, ChartSeries, ConsoleSnapshot, MetricRow, Unit
 from atlas_tui.console.time_windows import TimeWindow
 
 __all__ = [
@@ -95,7 +95,7 @@ class LineView:
     legend: str
     """Truncated legend text."""
     latest: str
-    """Formatted newest value, or `—` without data."""
+    """Formatted newest raw sample (the table's value), or `—` without data in the window."""
     xs: tuple[float, ...]
     """Seconds before `now`, as negative numbers."""
     ys: tuple[float, ...]
@@ -158,11 +158,10 @@ def _chart_view(chart: Chart, now: float, window: TimeWindow) -> ChartView:
     lines = []
     for series in chart.series:
         visible = [(ts, value) for ts, value in series.points if start <= ts <= now]
-        latest = format_value(visible[-1][1], series.unit) if visible else format_age(None)
         lines.append(
             LineView(
                 legend=truncate_cells(printable(series.title), LEGEND_WIDTH, keep="middle"),
-                latest=latest,
+                latest=_latest_text(series, visible, start),
                 xs=tuple(ts - now for ts, _value in visible),
                 ys=tuple(value for _ts, value in visible),
             )
@@ -177,6 +176,19 @@ def _chart_view(chart: Chart, now: float, window: TimeWindow) -> ChartView:
         y_range=(0.0, top),
         y_ticks=tuple((value, format_axis_value(value, chart.unit)) for value in (0.0, top / 2, top)),
     )
+
+
+def _latest_text(series: ChartSeries, visible: list[ChartPoint], start: float) -> str:
+    """Format the legend value: the newest raw sample, so it matches the table.
+
+    The chart's own points may be minute or hour averages, whose last one can differ
+    a lot from the current reading, so it is only the fallback.
+    """
+    if series.latest is not None and series.latest[0] >= start:
+        return format_value(series.latest[1], series.unit)
+    if visible:
+        return format_value(visible[-1][1], series.unit)
+    return format_age(None)
 
 
 def _y_top(unit: Unit, values: list[float]) -> float:

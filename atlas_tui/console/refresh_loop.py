@@ -74,6 +74,10 @@ class RefreshLoop:
         report_error: Called in the loop thread with a one-line message when a start
             or refresh fails; repeats of the same message are not reported again.
         alerts_interval: Seconds between alert reads while waiting, when `live`.
+        report_store_error: Called in the loop thread with the error text when the
+            source fails to start or to take a snapshot, so the screen can keep it
+            on show until the next snapshot arrives; not called for repeats of the
+            same message, nor for failed alert reads.
     """
 
     def __init__(
@@ -88,6 +92,7 @@ class RefreshLoop:
         publish_alerts: Callable[[AlertsSnapshot], None],
         report_error: Callable[[str], None],
         alerts_interval: float = ALERTS_INTERVAL,
+        report_store_error: Callable[[str], None] | None = None,
     ) -> None:
         self._source = source
         self._clock = clock
@@ -97,6 +102,7 @@ class RefreshLoop:
         self._publish = publish
         self._publish_alerts = publish_alerts
         self._report_error = report_error
+        self._report_store_error = report_store_error
         self._alerts_interval = min(alerts_interval, interval)
         self._wake = threading.Event()
         self._calls: deque[SourceCall] = deque()
@@ -168,6 +174,8 @@ class RefreshLoop:
         self._last_errors[what] = message
         logger.error("console source %s", message, exc_info=err)
         self._report_error(message)
+        if self._report_store_error is not None and what in ("start", "refresh"):
+            self._report_store_error(str(err) or type(err).__name__)
 
     def _wait(self, is_cancelled: Callable[[], bool]) -> None:
         waited = 0.0

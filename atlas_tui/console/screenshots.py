@@ -1,29 +1,52 @@
-"""Write SVG (and PNG) screenshots of every console pane: `python -m atlas_tui.console.screenshots OUTDIR`.
+"""Write SVG (and PNG) screenshots of the console: `python -m atlas_tui.console.screenshots OUTDIR`.
 
 `make screenshots` runs this module. Each shot starts the console headless over the
 deterministic demo store (`console.demo_store`) at 80x24 and 160x48, waits until
 the first snapshot is on screen, presses the shot's keys and saves an SVG. When
 `rsvg-convert` (Debian package librsvg2-bin) is on PATH, each SVG is also converted
 to PNG. The snapshot tests use the same demo app, so the docs match the tests.
+
+With `--data-dir DIR` (and usually `--config FILE`) it instead shoots the Metrics
+pane over a live store, such as one a running `atlas daemon` writes, at the same
+two sizes, as `NAME-80x24.svg` and `NAME-160x48.svg` (`--name`, default `live`).
+That shot only reads the store, uses the real clock, and waits for the Nodes table
+when the config lists nodes.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from textual.pilot import Pilot
 
+from atlas_tui.config import Config, load_config
+from atlas_tui.console.app import AtlasApp, create_app
 from atlas_tui.console.demo_store import build_demo_store, create_demo_app
+from atlas_tui.console.local_source import LocalSource
+from atlas_tui.console.nodes_panel import NodesSection
+from atlas_tui.errors import ConfigError
+from storage.db import DB_FILENAME
 
-__all__ = ["SHOTS", "SIZES", "Shot", "main", "wait_for_calls", "wait_for_data", "write_screenshots"]
+__all__ = [
+    "SHOTS",
+    "SIZES",
+    "Shot",
+    "main",
+    "wait_for_calls",
+    "wait_for_data",
+    "write_live_screenshots",
+    "write_screenshots",
+]
 
 SIZES: tuple[tuple[int, int], ...] = ((80, 24), (160, 48))
 """Terminal sizes of every shot: the supported minimum and a large terminal."""
@@ -52,7 +75,7 @@ SHOTS: tuple[Shot, ...] = (
 
 
 class ScreenshotError(RuntimeError):
-    """Raised when the console shows no data, or no alert details, within `LOAD_TIMEOUT` seconds."""
+    """Raised when the console shows no data, no nodes or no alert details within `LOAD_TIMEOUT` seconds."""
 
 
 async def wait_for_data(pilot: Pilot[None], timeout: float = LOAD_TIMEOUT) -> None:
@@ -75,20 +98,45 @@ async def wait_for_calls(pilot: Pilot[None], timeout: float = LOAD_TIMEOUT) -> N
     await _wait(pilot, lambda: screen.calls_pending == 0, timeout, "alert details not loaded")
 
 
-async def _wait(pilot: Pilot[None], condition: Callable[[], bool], timeout: float, missing: str) -> None:
+async def wait_for_nodes(pilot: Pilot[None], timeout: float = LOAD_TIMEOUT) -> None:
+    """Wait until the Metrics pane shows its nodes section.
+
+    Raises:
+        ScreenshotError: no node or probe rows arrived within `timeout` seconds.
+    """
+    screen = pilot.app.main_screen  # type: ignore[attr-defined]
+    await _wait(
+        pilot,
+        lambda: any(section.has_data for section in screen.query(NodesSection)),
+        timeout,
+        "no nodes on screen",
+        "check that the store has node samples (run atlas daemon with collectors.nodes in its config)",
+    )
+
+
+async def _wait(
+    pilot: Pilot[None],
+    condition: Callable[[], bool],
+    timeout: float,
+    missing: str,
+    advice: str = "check the demo store",
+) -> None:
     for _ in range(int(timeout / 0.05)):
         if condition():
             await pilot.pause()
             return
         await pilot.pause(0.05)
-    raise ScreenshotError(f"{missing} after {timeout:.0f}s; check the demo store")
+    raise ScreenshotError(f"{missing} after {timeout:.0f}s; {advice}")
 
 
-async def _take(shot: Shot, size: tuple[int, int], data_dir: Path, out_dir: Path) -> Path:
-    app = create_demo_app(data_dir)
+async def _take(
+    shot: Shot, size: tuple[int, int], app: AtlasApp, out_dir: Path, *, wait_nodes: bool = False
+) -> Path:
     filename = f"{shot.name}-{size[0]}x{size[1]}.svg"
     async with app.run_test(size=size) as pilot:
         await wait_for_data(pilot)
+        if wait_nodes:
+            await wait_for_nodes(pilot)
         for key in shot.keys:
             await pilot.press(key)
         await wait_for_calls(pilot)
@@ -106,12 +154,37 @@ def write_screenshots(out_dir: Path) -> list[Path]:
         build_demo_store(data_dir)
         for shot in SHOTS:
             for size in SIZES:
-                svg = asyncio.run(_take(shot, size, data_dir, out_dir))
-                written.append(svg)
-                png = _to_png(svg)
-                if png is not None:
-                    written.append(png)
+                svg = asyncio.run(_take(shot, size, create_demo_app(data_dir), out_dir))
+                written.extend(_with_png(svg))
     return written
+
+
+def write_live_screenshots(out_dir: Path, config: Config, data_dir: Path, name: str) -> list[Path]:
+    """Shoot the Metrics pane over the existing store in `data_dir` at every size; return the files.
+
+    The console only reads the store (no embedded collection) and uses the real
+    clock, so ages and the daemon state are those of the moment of the shot.
+
+    Raises:
+        ScreenshotError: `data_dir` contains no store, or no data (or, when `config`
+            lists nodes, no node rows) reached the screen within `LOAD_TIMEOUT`.
+    """
+    if not (data_dir / DB_FILENAME).is_file():
+        raise ScreenshotError(f"no store at {data_dir / DB_FILENAME}; start atlas daemon --data-dir {data_dir} first")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    wait_nodes = bool(config.collectors.nodes)
+    written: list[Path] = []
+    for size in SIZES:
+        source = LocalSource(config, data_dir, embedded=False)
+        app = create_app(config, data_dir, source=source, live=False, clock=time.time)
+        svg = asyncio.run(_take(Shot(name), size, app, out_dir, wait_nodes=wait_nodes))
+        written.extend(_with_png(svg))
+    return written
+
+
+def _with_png(svg: Path) -> list[Path]:
+    png = _to_png(svg)
+    return [svg] if png is None else [svg, png]
 
 
 def _to_png(svg: Path) -> Path | None:
@@ -124,18 +197,63 @@ def _to_png(svg: Path) -> Path | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Write the screenshots into the directory named by the only argument."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    """Write the demo screenshots, or with `--data-dir` the live-store shots, into OUTDIR.
+
+    Returns:
+        0 on success, 2 for invalid arguments or config, 1 when a shot failed.
+    """
+    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     # The demo's rule over a missing metric is deliberate, so its warning is not news here.
     logging.getLogger("atlas_tui.alerts").setLevel(logging.ERROR)
-    if len(args) != 1:
-        print("usage: python -m atlas_tui.console.screenshots OUTDIR", file=sys.stderr)
+    out_dir = Path(args.out_dir)
+    try:
+        if args.data_dir is None:
+            written = write_screenshots(out_dir)
+        else:
+            config = load_config(args.config)
+            written = write_live_screenshots(out_dir, config, Path(args.data_dir).expanduser(), args.name)
+    except ConfigError as err:
+        print(f"screenshots not written: {err}", file=sys.stderr)
         return 2
-    for path in write_screenshots(Path(args[0])):
+    except ScreenshotError as err:
+        print(f"screenshots not written: {err}", file=sys.stderr)
+        return 1
+    for path in written:
         print(path)
     if shutil.which("rsvg-convert") is None:
         print("rsvg-convert not found; wrote SVG only (install librsvg2-bin for PNG)", file=sys.stderr)
     return 0
+
+
+def _file_stem(text: str) -> str:
+    if not text or "/" in text or text in (".", ".."):
+        raise argparse.ArgumentTypeError(f"invalid name {text!r}: expected a file stem without '/', such as nodes")
+    return text
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m atlas_tui.console.screenshots",
+        description="Write SVG and PNG screenshots of the console at 80x24 and 160x48.",
+    )
+    parser.add_argument("out_dir", metavar="OUTDIR", help="directory the files are written to")
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="shoot the Metrics pane over the existing store in DIR instead of the demo store",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="config for --data-dir (node kinds, collector interval); default: built-in defaults",
+    )
+    parser.add_argument(
+        "--name",
+        type=_file_stem,
+        default="live",
+        help="file stem of the --data-dir shots, as in NAME-80x24.svg (default: live)",
+    )
+    return parser
 
 
 if __name__ == "__main__":

@@ -94,7 +94,11 @@ class ChartSeries:
     unit: Unit
     """Unit of the values."""
     points: tuple[ChartPoint, ...]
-    """Points ordered by timestamp."""
+    """Points ordered by timestamp. Over long windows these are rollup bucket averages."""
+    latest: ChartPoint | None = None
+    """The newest raw sample `(ts, value)`, the value the current-values table shows;
+    the legend prints it. None when the source has no raw sample for the line, and
+    then the legend prints the last point."""
 
 
 @dataclass(frozen=True, slots=True)

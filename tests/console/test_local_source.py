@@ -4,20 +4,31 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from textual.widgets import Label
 
 from atlas_tui.config import Config
+from atlas_tui.console.app import create_app
+from atlas_tui.console.formatting import format_value
 from atlas_tui.console.local_source import LocalSource
+from atlas_tui.console.presentation import chart_views
 from atlas_tui.console.source import ConsoleSnapshot
+from atlas_tui.console.time_windows import WINDOWS
+from atlas_tui.console.widgets.metrics_table import MetricsTable
+from atlas_tui.lockfile import lock_holder
 from collectors.base import Sample
 from storage.db import open_store
 from storage.errors import StorageError
-from storage.metrics import write_samples
-from storage.status import Heartbeat, write_heartbeat
+from storage.metrics import update_rollups, write_samples
+from storage.status import Heartbeat, clear_heartbeat, write_heartbeat
+from tests.console.pilot_helpers import wait_for_snapshots
 
 NOW = 1_750_000_000.0
 OTHER_PID = os.getpid() + 1
@@ -104,11 +115,98 @@ def test_network_total_skips_loopback(daemon_store: LocalSource) -> None:
     assert {value for _ts, value in sent.points} == {150.0}
 
 
-def test_stale_daemon_shown(daemon_store: LocalSource) -> None:
-    """A heartbeat that ages past the limit shows `stale` and starts no collection."""
-    snapshot = daemon_store.snapshot(300.0, NOW + 600)
-    assert snapshot.header.daemon_state == "stale"
+def test_hung_daemon_keeps_reading(tmp_path: Path) -> None:
+    """A stale heartbeat while another process holds the daemon lock shows `stale` and collects nothing."""
+    _fill(tmp_path, heartbeat_at=NOW - 1)
+    source = LocalSource(Config(), tmp_path)
+    try:
+        with _held_lock(tmp_path):
+            source.start(NOW)
+            snapshot = source.snapshot(300.0, NOW + 600)
+            assert snapshot.header.daemon_state == "stale"
+            assert not source.embedded
+    finally:
+        source.close()
+
+
+def test_stale_heartbeat_lock_free_takes_over(daemon_store: LocalSource) -> None:
+    """A stale heartbeat with no process holding the lock (daemon killed) starts embedded collection."""
     assert not daemon_store.embedded
+    snapshot = daemon_store.snapshot(300.0, NOW + 600)
+    assert snapshot.header.daemon_state == "embedded"
+    assert daemon_store.embedded
+
+
+def test_hung_daemon_exit_takes_over(tmp_path: Path) -> None:
+    """When the process holding the lock exits, the next snapshot starts embedded collection."""
+    _fill(tmp_path, heartbeat_at=NOW - 1)
+    source = LocalSource(Config(), tmp_path)
+    try:
+        with _held_lock(tmp_path):
+            source.start(NOW)
+            assert source.snapshot(300.0, NOW + 600).header.daemon_state == "stale"
+        snapshot = source.snapshot(300.0, NOW + 605)
+        assert snapshot.header.daemon_state == "embedded"
+        assert source.embedded
+    finally:
+        source.close()
+
+
+def test_cleared_heartbeat_takes_over(daemon_store: LocalSource, tmp_path: Path) -> None:
+    """A daemon that stops cleanly deletes its heartbeat, and the open console starts collecting."""
+    assert daemon_store.snapshot(300.0, NOW).header.daemon_state == "running"
+    conn = open_store(tmp_path)
+    clear_heartbeat(conn)
+    conn.close()
+    snapshot = daemon_store.snapshot(300.0, NOW + 1)
+    assert snapshot.header.daemon_state == "embedded"
+    assert daemon_store.embedded
+
+
+def test_start_beside_hung_daemon_reads_only(tmp_path: Path) -> None:
+    """A console started while a hung daemon holds the lock does not write the store."""
+    _fill(tmp_path, heartbeat_at=NOW - 600)
+    source = LocalSource(Config(), tmp_path)
+    try:
+        with _held_lock(tmp_path):
+            source.start(NOW)
+            assert not source.embedded
+    finally:
+        source.close()
+
+
+@contextmanager
+def _held_lock(data_dir: Path) -> Iterator[int]:
+    """Hold the daemon lock of `data_dir` in a child process, as a hung daemon would; yield its pid."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", _LOCK_HOLDER, str(data_dir)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "locked"
+        assert lock_holder(data_dir) == child.pid
+        yield child.pid
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()
+        child.wait(10)
+    assert lock_holder(data_dir) is None
+
+
+# Takes the lock like `atlas daemon` does and keeps it until its stdin closes. It exits
+# without `release`, so the lock file stays behind as a killed daemon leaves it.
+_LOCK_HOLDER = """
+import sys
+from pathlib import Path
+from atlas_tui.lockfile import DaemonLock
+DaemonLock(Path(sys.argv[1])).acquire()
+print("locked", flush=True)
+sys.stdin.read()
+"""
 
 
 def test_no_daemon_collects_embedded(tmp_path: Path) -> None:
@@ -160,3 +258,64 @@ def test_start_unusable_data_dir(tmp_path: Path) -> None:
     with pytest.raises((StorageError, OSError)):
         source.start(NOW)
     source.close()
+
+
+def _fill_last_hour(data_dir: Path) -> None:
+    """Write an hour of 10 s samples whose newest one jumps far from the minute averages."""
+    samples = []
+    for step in range(360):
+        ts = NOW - 3600 + 5 + step * 10
+        last = step == 359
+        samples.append(Sample.of("cpu_usage", 90.0 if last else 10.0, ts))
+        samples.append(Sample.of("memory_usage", 70.0 if last else 40.0, ts))
+        samples.append(Sample.of("disk_usage", 55.0 if last else 50.0, ts, mount="/"))
+        for interface in ("eth0", "wlan0", "lo"):
+            rate = 9000.0 if last else 1000.0
+            samples.append(Sample.of("net_recv_bytes_per_second", rate, ts, interface=interface))
+            samples.append(Sample.of("net_sent_bytes_per_second", rate / 10, ts, interface=interface))
+    conn = open_store(data_dir)
+    try:
+        write_samples(conn, samples)
+        update_rollups(conn, NOW)
+        write_heartbeat(conn, Heartbeat(OTHER_PID, "db-host", NOW - 7200, NOW - 1, "0.1.0"))
+    finally:
+        conn.close()
+
+
+def test_hour_legend_matches_table(tmp_path: Path) -> None:
+    """At the 1 h window each legend prints the newest raw sample, not the last minute average."""
+    _fill_last_hour(tmp_path)
+    source = LocalSource(Config(), tmp_path, embedded=False)
+    source.start(NOW)
+    try:
+        snapshot = source.snapshot(3600.0, NOW)
+    finally:
+        source.close()
+    table = {row.key: format_value(row.value, row.unit) for row in snapshot.rows}
+    views = {view.chart_id: view for view in chart_views(snapshot, WINDOWS[1])}
+    (cpu,) = _chart(snapshot, "cpu").series
+    assert len(cpu.points) < 360  # minute rollups, so the last point is an average
+    assert cpu.points[-1][1] != 90.0
+    assert views["cpu"].lines[0].latest == table["cpu_usage"] == "90.0 %"
+    assert views["memory"].lines[0].latest == table["memory_usage"]
+    assert views["disk"].lines[0].latest == table["disk_usage{mount=/}"]
+    recv, sent = views["network"].lines
+    assert recv.latest == format_value(18000.0, "bytes_per_second")
+    assert sent.latest == format_value(1800.0, "bytes_per_second")
+
+
+async def test_hour_legend_on_screen(tmp_path: Path) -> None:
+    """On screen at the 1 h window, the CPU heading prints the value of the table's CPU row."""
+    _fill_last_hour(tmp_path)
+    config = Config()
+    app = create_app(config, tmp_path, source=LocalSource(config, tmp_path, embedded=False), live=False, clock=lambda: NOW)
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert await wait_for_snapshots(pilot)
+        await pilot.press("w")
+        assert await wait_for_snapshots(pilot, 2)
+        await pilot.pause()
+        screen = app.main_screen
+        table_value = str(screen.query_one(MetricsTable).get_cell("cpu_usage", "value")).strip()
+        heading = str(screen.query_one("#chart-cpu .chart-heading", Label).render())
+        assert table_value == "90.0 %"
+        assert heading.endswith(f"total {table_value}")

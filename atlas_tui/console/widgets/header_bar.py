@@ -2,7 +2,9 @@
 
 The main screen sets `info` from each snapshot's `HeaderInfo` and `alert_counts`
 from each alerts read, so the counts of firing alerts by severity (`2 crit 1 warn`)
-show on every pane. The header shows no clock, so a snapshot of the screen depends
+show on every pane. It sets `store_error` when the store cannot be opened or read,
+and the header then shows `store error: <message>` in the error colour in place of
+the data age until the next snapshot clears it. The header shows no clock, so a snapshot of the screen depends
 only on the data. The daemon state maps to a CSS class (`-running`, `-stale`,
 `-embedded`) that the app stylesheet colours.
 """
@@ -59,6 +61,9 @@ class HeaderBar(Horizontal):
     alert_counts: reactive[AlertCounts | None] = reactive(None, layout=True)
     """Firing alerts per severity; None until the first alerts read."""
 
+    store_error: reactive[str | None] = reactive(None, layout=True)
+    """The error text of the last failed store open or read; None while reads succeed."""
+
     def compose(self) -> ComposeResult:
         """Create the name, alert counts, host, state and age labels."""
         yield Label("ATLAS", id="header-title")
@@ -69,17 +74,25 @@ class HeaderBar(Horizontal):
 
     def watch_info(self, info: HeaderInfo | None) -> None:
         """Show the new header data."""
-        if info is None:
-            return
-        for host in self.query("#header-host").results(Label):
-            host.update(Content(printable(info.host)))
-        for state in self.query("#header-state").results(Label):
-            state.update(_STATE_TEXT[info.daemon_state])
-            state.set_classes(f"-{info.daemon_state}")
-        for age in self.query("#header-age").results(Label):
-            age.update(_age_or_problem(info))
-            age.set_class(info.problem is not None, "-problem")
+        self._show_info(info, self.store_error)
 
+    def watch_store_error(self, error: str | None) -> None:
+        """Show the store error, or the data age again once it is gone."""
+        self._show_info(self.info, error)
+
+    def _show_info(self, info: HeaderInfo | None, error: str | None) -> None:
+        if info is not None:
+            for host in self.query("#header-host").results(Label):
+                host.update(Content(printable(info.host)))
+            for state in self.query("#header-state").results(Label):
+                state.update(_STATE_TEXT[info.daemon_state])
+                state.set_classes(f"-{info.daemon_state}")
+        elif error is not None:
+            for host in self.query("#header-host").results(Label):
+                host.update("no data")
+        for age in self.query("#header-age").results(Label):
+            age.update(_age_or_problem(info, error))
+            age.set_class(error is not None or (info is not None and info.problem is not None), "-problem")
 
     def watch_alert_counts(self, counts: AlertCounts | None) -> None:
         """Show the new counts, each severity in its colour."""
@@ -92,7 +105,11 @@ class HeaderBar(Horizontal):
             label.update(Content.assemble(*parts))
 
 
-def _age_or_problem(info: HeaderInfo) -> Content:
+def _age_or_problem(info: HeaderInfo | None, error: str | None) -> Content:
+    if error is not None:
+        return Content(f"store error: {printable(error)}")
+    if info is None:
+        return Content("")
     if info.problem is not None:
         return Content(printable(info.problem))
     return Content(f"newest sample {format_age(info.newest_sample_age)}")
