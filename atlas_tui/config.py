@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
 
 from atlas_tui.alerts.channels.models import ChannelConfig
+from atlas_tui.analytics.config import AnalyticsConfig
 from atlas_tui.durations import Duration
 from atlas_tui.errors import ConfigError
 from atlas_tui.nodes_config import NodeList, ProbeList
@@ -156,6 +157,8 @@ class Config(_Section):
     """Store retention and maintenance."""
     alerting: AlertingConfig = Field(default_factory=AlertingConfig)
     """Rule evaluation settings."""
+    analytics: AnalyticsConfig = Field(default_factory=AnalyticsConfig)
+    """Mobile analytics apps, ingest keys and time windows; see `AnalyticsConfig`."""
     channels: dict[str, ChannelConfig] = Field(default_factory=dict)
     """Notification channels by name; rules list these names in `channels`."""
 

@@ -33,6 +33,14 @@ Tables:
   outcome. `deliveries`: one row per attempt, deleted with its outbox row.
   `channel_health`: one row per channel (ok, degraded, misconfigured, failing) with
   the hash of the channel's config, so held notices are released when it changes.
+- `analytics_events`: one row per mobile analytics event, unique on `(app_id,
+  event_id)` for good, so a resent event is never stored twice. Device and user ids
+  are keyed hashes, `ip_prefix` a masked network. `event_ts` is the skew-corrected
+  time. `attrs` contains the per-type fields and `extra` the unknown fields (or the
+  whole scrubbed event for `schema_unknown`), both JSON.
+- `analytics_quarantine`: a second, different event that reused a stored event id.
+- `analytics_counters`: ingest totals by name and canonical JSON labels, such as
+  `events_rejected{app,reason}`, `privacy_redactions{rule}` and `dedup_conflict`.
 """
 
 from __future__ import annotations
@@ -249,11 +257,67 @@ _OUTBOX = (
     """,
 )
 
+_ANALYTICS = (
+    """
+    CREATE TABLE analytics_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        app_id TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        type TEXT NOT NULL,
+        schema_version INTEGER,
+        schema_known INTEGER NOT NULL,
+        session_id TEXT,
+        device_hash TEXT,
+        user_hash TEXT,
+        app_version TEXT,
+        platform TEXT,
+        privacy_level TEXT,
+        client_ts REAL,
+        sent_at REAL,
+        received_at REAL NOT NULL,
+        skew REAL,
+        event_ts REAL NOT NULL,
+        future_clamped INTEGER NOT NULL DEFAULT 0,
+        ip_prefix TEXT,
+        attrs TEXT NOT NULL,
+        properties TEXT NOT NULL,
+        extra TEXT,
+        content_hash TEXT NOT NULL,
+        UNIQUE (app_id, event_id)
+    )
+    """,
+    "CREATE INDEX analytics_events_by_time ON analytics_events (app_id, event_ts)",
+    "CREATE INDEX analytics_events_by_received ON analytics_events (received_at)",
+    "CREATE INDEX analytics_events_by_session ON analytics_events (app_id, session_id)",
+    """
+    CREATE TABLE analytics_quarantine (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        app_id TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        received_at REAL NOT NULL,
+        content_hash TEXT NOT NULL,
+        stored_content_hash TEXT NOT NULL,
+        event TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX analytics_quarantine_by_event ON analytics_quarantine (app_id, event_id)",
+    """
+    CREATE TABLE analytics_counters (
+        name TEXT NOT NULL,
+        labels TEXT NOT NULL,
+        value INTEGER NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (name, labels)
+    ) WITHOUT ROWID
+    """,
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "series and raw samples", _SERIES_AND_SAMPLES),
     Migration(2, "minute and hour rollups", _ROLLUPS),
     Migration(3, "heartbeat and collector status", _DAEMON_STATUS),
     Migration(4, "alert instances, history, silences and engine state", _ALERTS),
     Migration(5, "notification outbox, delivery attempts and channel health", _OUTBOX),
+    Migration(6, "analytics events, quarantine and ingest counters", _ANALYTICS),
 )
 """Every migration, in version order."""

@@ -2,7 +2,8 @@
 
 `create_api` builds the app, and `ApiServer` runs it with uvicorn inside the daemon's
 asyncio loop on 127.0.0.1. Routes: `GET /api/system/status`, `GET /api/metrics`,
-`GET /api/alerts`, `POST /api/alerts/ack/{id}` and `GET /api/alerts/{id}/history`.
+`GET /api/alerts`, `POST /api/alerts/ack/{id}`, `GET /api/alerts/{id}/history` and
+`POST /api/analytics/events` (the mobile SDK's batches).
 """
 
 from __future__ import annotations

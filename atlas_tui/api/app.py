@@ -23,7 +23,7 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.trustedhost import TrustedHostMiddleware
 
-from atlas_tui.api import alerts, metrics, system
+from atlas_tui.api import alerts, analytics, metrics, system
 from atlas_tui.api.context import ApiContext, StatusesProvider
 from atlas_tui.config import Config
 
@@ -74,12 +74,13 @@ def create_api(
         stale_after=stale_after,
         clock=clock,
     )
-    # NOTE: with config None, an acknowledgement made through the API queues no
-    # acknowledge notices, because the default config has no channels.
+    # Acknowledge notices go to the channels the stored alert records. The config
+    # only supplies rule names and annotations for their text.
     app.state.config = config if config is not None else Config()
     app.include_router(system.router)
     app.include_router(metrics.router)
     app.include_router(alerts.router)
     app.add_exception_handler(alerts.AlertApiError, alerts.handle_alert_api_error)
     app.add_exception_handler(RequestValidationError, alerts.handle_validation_error)
+    analytics.install(app)
     return app

@@ -1,0 +1,208 @@
+"""`POST /api/analytics/events`: the mobile SDK's batch endpoint.
+
+`install` adds the router to the app from `create_api`, with the per-app ingest
+state and the error handler. A request goes through: ingest key → daemon-wide rate
+→ body read in chunks under the size limits → `decode_batch` → `prepare_batch` →
+per-device rate → `store_batch` in FastAPI's thread pool on a connection opened for
+that request alone. Only this module reads the clock for ingestion.
+
+Errors have the body `{"error": {"code", "message", "details"}}`: 400 invalid JSON
+or envelope, 401 unknown ingest key, 413 too large, 415 unsupported encoding, 429
+over a rate (with `Retry-After`), 503 store or host secret unavailable.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from atlas_tui.analytics.body import BodyReader
+from atlas_tui.analytics.config import AnalyticsConfig
+from atlas_tui.analytics.errors import (
+    AnalyticsError,
+    BatchRejectedError,
+    HostSecretError,
+    RateLimitedError,
+    UnknownIngestKeyError,
+)
+from atlas_tui.analytics.ingest import IngestResponse, PreparedBatch, decode_batch, prepare_batch, store_batch
+from atlas_tui.analytics.privacy import Pseudonymizer, load_host_secret, mask_ip
+from atlas_tui.analytics.protocol import Batch
+from atlas_tui.analytics.ratelimit import RateLimiter
+from atlas_tui.api.alerts import ErrorBody, ErrorDetail
+from atlas_tui.api.context import ApiContext, get_context
+from atlas_tui.config import Config
+
+__all__ = ["IngestState", "handle_analytics_error", "install", "router"]
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api/analytics", tags=["analytics"])
+
+
+@dataclass
+class IngestState:
+    """Per-app ingest state: config, rate limiters and the lazily loaded host secret."""
+
+    config: AnalyticsConfig
+    """The `analytics` config section."""
+    data_dir: Path
+    """Data directory holding the host secret."""
+    monotonic: Callable[[], float] = time.monotonic
+    """Clock of the rate limiters."""
+    daemon_limiter: RateLimiter = field(init=False)
+    device_limiter: RateLimiter = field(init=False)
+    _pseudonymizer: Pseudonymizer | None = field(default=None, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def __post_init__(self) -> None:
+        limits = self.config.rate_limits
+        self.daemon_limiter = RateLimiter("daemon", limits.daemon_batches_per_second, limits.daemon_batches_per_second)
+        per_minute = limits.device_batches_per_minute
+        self.device_limiter = RateLimiter("device", per_minute / 60.0, per_minute)
+
+    def app_for(self, authorization: str | None) -> str:
+        """Return the app id of the request's bearer token.
+
+        Raises:
+            UnknownIngestKeyError: no token, or one no app uses.
+        """
+        scheme, _, token = (authorization or "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise UnknownIngestKeyError()
+        for app_id, app in self.config.apps.items():
+            if hmac.compare_digest(app.ingest_key.encode(), token.encode()):
+                return app_id
+        raise UnknownIngestKeyError()
+
+    def pseudonymizer(self) -> Pseudonymizer:
+        """Return the keyed hasher, reading or creating the host secret on first use."""
+        with self._lock:
+            if self._pseudonymizer is None:
+                self._pseudonymizer = Pseudonymizer(load_host_secret(self.data_dir))
+            return self._pseudonymizer
+
+
+def install(app: FastAPI) -> None:
+    """Add the analytics routes, their state and error handler to `app` (built by `create_api`)."""
+    context: ApiContext = app.state.context
+    config: Config = app.state.config
+    app.state.analytics = IngestState(config.analytics, context.data_dir)
+    app.include_router(router)
+    app.add_exception_handler(AnalyticsError, handle_analytics_error)
+    _document_batch(app)
+
+
+_BATCH_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "A `Batch`, as JSON or gzip JSON (`Content-Encoding: gzip`), at most 1 MiB as sent.",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Batch"}}},
+    }
+}
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "The body is not JSON or the batch envelope is invalid."},
+    401: {"model": ErrorBody, "description": "Missing or unknown ingest key."},
+    413: {"model": ErrorBody, "description": "Body over 1 MiB, over 8 MiB decoded, or more than 500 events."},
+    415: {"model": ErrorBody, "description": "Content-Encoding other than gzip."},
+    429: {"model": ErrorBody, "description": "The device or the daemon is over its rate; see Retry-After."},
+}
+
+
+@router.post("/events", response_model=IngestResponse, responses=_ERRORS, openapi_extra=_BATCH_BODY)
+async def post_events(request: Request, context: ApiContext = Depends(get_context)) -> IngestResponse:
+    """Store a batch of SDK events and return one status per event.
+
+    Events already stored (same app and `event_id`) are reported `duplicate` and not
+    stored again, so the SDK may resend a batch whose response it never received.
+    """
+    state: IngestState = request.app.state.analytics
+    app_id = state.app_for(request.headers.get("authorization"))
+    state.daemon_limiter.acquire({"daemon"}, state.monotonic())
+
+    reader = BodyReader(request.headers.get("content-length"), request.headers.get("content-encoding"))
+    async for chunk in request.stream():
+        reader.feed(chunk)
+    envelope = decode_batch(reader.finish())
+
+    now = context.clock()
+    client_ip = request.client.host if request.client else None
+    pseudonymizer = await run_in_threadpool(state.pseudonymizer)
+    prepared = await run_in_threadpool(
+        lambda: prepare_batch(
+            envelope, app_id=app_id, config=state.config, pseudonymizer=pseudonymizer, client_ip=client_ip, now=now
+        )
+    )
+    state.device_limiter.acquire(prepared.device_hashes, state.monotonic())
+    response = await run_in_threadpool(_store, context, prepared, now)
+    logger.debug(
+        "analytics batch stored app=%s accepted=%d duplicate=%d rejected=%d",
+        app_id, response.accepted, response.duplicate, response.rejected,
+    )
+    return response
+
+
+async def handle_analytics_error(request: Request, exc: Exception) -> JSONResponse:
+    """Render an `AnalyticsError` as its HTTP status and `ErrorBody` (an exception handler)."""
+    assert isinstance(exc, AnalyticsError)
+    status, code, details, headers = _describe(exc)
+    # A flooding device would fill the log with 429s, so those stay at DEBUG.
+    level = logging.ERROR if status >= 500 else logging.DEBUG if status == 429 else logging.INFO
+    logger.log(level, "analytics batch rejected status=%d code=%s client=%s", status, code, _masked_client(request))
+    body = ErrorBody(error=ErrorDetail(code=code, message=str(exc), details=details))
+    return JSONResponse(status_code=status, content=body.model_dump(), headers=headers)
+
+
+def _masked_client(request: Request) -> str | None:
+    return mask_ip(request.client.host) if request.client else None
+
+
+def _store(context: ApiContext, prepared: PreparedBatch, now: float) -> IngestResponse:
+    with context.read_connection() as conn:
+        return store_batch(conn, prepared, now)
+
+
+def _describe(exc: AnalyticsError) -> tuple[int, str, dict[str, str], dict[str, str]]:
+    if isinstance(exc, BatchRejectedError):
+        return exc.status_code, exc.code, exc.details, {}
+    if isinstance(exc, UnknownIngestKeyError):
+        return 401, "unknown_ingest_key", {}, {"WWW-Authenticate": "Bearer"}
+    if isinstance(exc, RateLimitedError):
+        retry = str(exc.retry_after)
+        return 429, "rate_limited", {"scope": exc.scope, "retry_after": retry}, {"Retry-After": retry}
+    if isinstance(exc, HostSecretError):
+        return 503, "host_secret_unavailable", {"path": str(exc.path)}, {}
+    return 500, "analytics_error", {}, {}  # pragma: no cover - every subclass is listed above
+
+
+def _document_batch(app: FastAPI) -> None:
+    """Put the `Batch` model and its event models into the OpenAPI components.
+
+    The route reads the body as a stream to enforce size limits, so FastAPI cannot
+    derive the request schema from a parameter.
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = generate()
+        batch = Batch.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update(batch.pop("$defs", {}))
+        components["Batch"] = batch
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
