@@ -23,9 +23,11 @@ $(DEVNODE_STAMP): devnode/package.json devnode/package-lock.json
 	  cd devnode && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed-stamp; \
 	else echo "npm not found: tests that need the Ethereum dev node will be skipped"; fi
 
-# A dev node on 127.0.0.1:8545 that mines a block every 2 s; Ctrl+C stops it.
+# A dev node on 127.0.0.1:$(DEVNODE_PORT) that mines a block every 2 s; Ctrl+C stops it.
+# deploy/example-config.json expects port 8545; `make devnode DEVNODE_PORT=18545` picks another.
+DEVNODE_PORT ?= 8545
 devnode: $(DEVNODE_STAMP)
-	$(DEVNODE) --server.host 127.0.0.1 --server.port 8545 --chain.chainId 1337 --miner.blockTime 2 \
+	$(DEVNODE) --server.host 127.0.0.1 --server.port $(DEVNODE_PORT) --chain.chainId 1337 --miner.blockTime 2 \
 	  --wallet.totalAccounts 1 --logging.quiet
 
 run: $(STAMP)

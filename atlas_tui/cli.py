@@ -240,7 +240,8 @@ def _add_alerts_ack_parsers(actions: argparse._SubParsersAction[argparse.Argumen
         "-m",
         "--message",
         default="",
-        help="note stored with the acknowledgement, for example what is being done",
+        type=_ack_message,
+        help="note stored with the acknowledgement, for example what is being done (at most 2000 characters)",
     )
 
     unack = _alerts_action(actions, "unack", "remove the acknowledgement of a firing alert, so repeats resume")
@@ -269,7 +270,10 @@ def _add_alerts_silence_parsers(actions: argparse._SubParsersAction[argparse.Arg
         metavar="DURATION",
         help="how long the silence lasts from now, such as 30m, 2h or 1d",
     )
-    silence.add_argument("-c", "--comment", required=True, help="why the alerts are silenced; shown with the silence")
+    silence.add_argument(
+        "-c", "--comment", required=True, type=_silence_comment,
+        help="why the alerts are silenced; shown with the silence",
+    )
 
     silences = _alerts_action(actions, "silences", "list active silences")
     silences.add_argument("--all", action="store_true", help="include expired silences")
@@ -429,6 +433,24 @@ def _stored_metrics(args: argparse.Namespace) -> tuple[set[str], list[str]]:
         return stored_metric_names(resolve_data_dir(chosen)), []
     except NoStoreError as err:
         return set(), [f"warning: {err}; rules were checked against the built-in metric names only"]
+
+
+ACK_MESSAGE_MAX = 2000
+"""Longest acknowledgement note, the same limit as `POST /api/alerts/ack/{id}`."""
+
+
+def _ack_message(text: str) -> str:
+    if len(text) > ACK_MESSAGE_MAX:
+        raise argparse.ArgumentTypeError(
+            f"the message has {len(text)} characters; shorten it to at most {ACK_MESSAGE_MAX}"
+        )
+    return text
+
+
+def _silence_comment(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the comment is empty; say why the alerts are silenced")
+    return text
 
 
 def _silence_duration(text: str) -> float:

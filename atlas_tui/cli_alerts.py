@@ -39,9 +39,7 @@ from atlas_tui.alerts.actions import (
 from atlas_tui.alerts.channels.probe import describe_result, send_test
 from atlas_tui.alerts.errors import AlertStateError
 from atlas_tui.alerts.rules import load_rules
-from atlas_tui.alerts.sources import SELF_HEALTH_METRICS, SYSTEM_METRICS
-from collectors.blockchain import NODE_METRICS
-from collectors.http_probe import PROBE_METRICS
+from atlas_tui.alerts.sources import KNOWN_METRICS
 from atlas_tui.config import Config
 from atlas_tui.durations import format_duration
 from atlas_tui.errors import AtlasError, ConfigError
@@ -77,11 +75,8 @@ __all__ = [
     "stored_metric_names",
 ]
 
-KNOWN_METRICS: frozenset[str] = SYSTEM_METRICS | SELF_HEALTH_METRICS | NODE_METRICS | PROBE_METRICS
-"""Metric names the built-in collectors write; `atlas config check` warns about any other name.
-
-Names found in the store given by `--data-dir` count as known too.
-"""
+# `atlas config check` warns about a metric outside KNOWN_METRICS, unless the store given
+# by --data-dir contains it.
 
 
 class UnknownAlertError(AtlasError):
@@ -206,7 +201,7 @@ class DeliveryView(BaseModel):
     kind: str
     """`firing`, `resolved`, `repeat` or `acknowledge`."""
     status: str
-    """`pending`, `delivered`, `dead` or `held`."""
+    """`pending`, `delivered`, `skipped` (the channel takes no notice of this kind), `dead` or `held`."""
     attempts: int
     created_at: float
     created_at_iso: str | None
@@ -226,7 +221,7 @@ class DeliveryView(BaseModel):
             notice_id=record.notice_id,
             channel=record.channel,
             kind=record.kind,
-            status=record.status,
+            status="skipped" if record.skipped else record.status,
             attempts=record.attempts,
             last_error_class=record.last_error_class,
             last_error=record.last_error,

@@ -314,7 +314,14 @@ def _describe(error: Any) -> str:
     return f"{path}: {message}, got {json.dumps(received, default=str)}"
 
 
+_CHANNEL_TYPES = ("email", "slack", "webhook")
+
+
 def _field_path(loc: tuple[str | int, ...]) -> str:
+    # Pydantic puts the discriminator's value in the location of a tagged union
+    # (channels.hook.webhook.url); the JSON path has no such level.
+    if len(loc) >= 3 and loc[0] == "channels" and loc[2] in _CHANNEL_TYPES:
+        loc = (*loc[:2], *loc[3:])
     text = ""
     for part in loc:
         if isinstance(part, int):

@@ -47,6 +47,7 @@ logger = logging.getLogger(__name__)
 METRICS = frozenset(
     {
         "cpu_usage",
+        "cpu_core_usage",
         "memory_usage",
         "swap_usage",
         "disk_usage",
@@ -94,7 +95,7 @@ VIRTUAL_DISK_PREFIXES = ("loop", "ram", "zram")
 class SystemCollector:
     """Read host metrics with psutil once per cycle.
 
-    Metrics: `cpu_usage` (total, and per core with label `cpu`), `memory_usage`,
+    Metrics: `cpu_usage` (the total) and `cpu_core_usage` (per core, label `cpu`), `memory_usage`,
     `swap_usage`, `disk_usage{mount}`, `disk_read_bytes_per_second{device}`,
     `disk_write_bytes_per_second{device}`, `net_recv_bytes_per_second{interface}`,
     `net_sent_bytes_per_second{interface}`, `load_1m`, `load_5m`, `load_15m`,
@@ -226,7 +227,7 @@ class SystemCollector:
         for index, (before, after) in enumerate(zip(previous.cores, current.cores)):
             percent = _busy_percent(before, after)
             if percent is not None:
-                cycle.add("cpu_usage", percent, cpu=str(index))
+                cycle.add("cpu_core_usage", percent, cpu=str(index))
 
     def _read_cpu_times(self, cycle: _Cycle) -> _CpuTimes | None:
         total = self._call(cycle, "cpu_times", "cpu_times", percpu=False)

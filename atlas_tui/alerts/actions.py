@@ -14,6 +14,7 @@ API passes its token name. Times are parameters (`now`), UTC epoch seconds.
 from __future__ import annotations
 
 import os
+import pwd
 import sqlite3
 from typing import TYPE_CHECKING
 
@@ -78,8 +79,18 @@ class SilenceNotFoundError(AlertError):
 
 
 def default_actor() -> str:
-    """Return the user to record for console and CLI actions: `$SUDO_USER`, else `$USER`."""
-    return os.environ.get("SUDO_USER") or os.environ.get("USER") or "unknown"
+    """Return the user to record for console and CLI actions.
+
+    That is `$SUDO_USER`, else `$USER`, else the name of the process's user id (cron,
+    systemd and some SSH set-ups leave `$USER` unset), else "unknown".
+    """
+    named = os.environ.get("SUDO_USER") or os.environ.get("USER")
+    if named:
+        return named
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return "unknown"
 
 
 def acknowledge(

@@ -179,10 +179,17 @@ def build_rule(raw: object) -> RuleSpec:
     )
 
 
-def evaluation_health(rule_id: str, evaluation: Evaluation) -> RuleHealth:
-    """Return a rule's health after one evaluation: unknown metrics and errors are `error`."""
-    if evaluation.unknown_metrics:
-        names = ", ".join(sorted(evaluation.unknown_metrics))
+def evaluation_health(
+    rule_id: str, evaluation: Evaluation, known_metrics: Collection[str] = ()
+) -> RuleHealth:
+    """Return a rule's health after one evaluation: unknown metrics and errors are `error`.
+
+    A metric in `known_metrics` that has no series yet is not unknown: its rule simply
+    has no data, which its `nodata_state` already handles.
+    """
+    unknown = evaluation.unknown_metrics - frozenset(known_metrics)
+    if unknown:
+        names = ", ".join(sorted(unknown))
         return RuleHealth(rule_id, "error", f"unknown metric {names}")
     errors = [o for o in evaluation.observations if o.result is ObservationResult.ERROR]
     if errors:

@@ -42,7 +42,7 @@ from atlas_tui.alerts.internal import NOTIFICATION_FAILING, is_internal, notific
 from atlas_tui.alerts.query import PreloadedQuery
 from atlas_tui.alerts.rules import LoadedRules, RuleHealth, RuleSpec, evaluation_health, load_rules
 from atlas_tui.alerts.silences import Silencer
-from atlas_tui.alerts.sources import SourceHealth
+from atlas_tui.alerts.sources import KNOWN_METRICS, SourceHealth
 from atlas_tui.alerts.state import fingerprint
 from collectors.base import CollectorStatus
 from storage.alerts import StoredInstance, list_silences, load_instances, read_engine_state, write_engine_state
@@ -325,7 +325,7 @@ class AlertService:
             # without unknown metrics is healthy and needs no scan.
             if entry.status == "ok" and evaluation is not None:
                 if evaluation.rule_wide or evaluation.unknown_metrics:
-                    entry = evaluation_health(entry.rule_id, evaluation)
+                    entry = evaluation_health(entry.rule_id, evaluation, KNOWN_METRICS)
             health.append(entry)
         return health
 

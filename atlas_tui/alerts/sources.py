@@ -21,15 +21,24 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from collectors import self_health, system
+from collectors.blockchain import NODE_METRICS
+from collectors.http_probe import PROBE_METRICS
 from collectors.base import CollectorStatus
 
-__all__ = ["SELF_HEALTH_METRICS", "SYSTEM_METRICS", "SYSTEM_SOURCE_METRICS", "SourceHealth", "collector_of"]
+__all__ = ["KNOWN_METRICS", "SELF_HEALTH_METRICS", "SYSTEM_METRICS", "SYSTEM_SOURCE_METRICS", "SourceHealth", "collector_of"]
 
 SYSTEM_METRICS = system.METRICS
 """Metrics written by the psutil `system` collector."""
 
 SELF_HEALTH_METRICS = self_health.METRICS
 """Metrics written by the `self_health` collector."""
+
+KNOWN_METRICS: frozenset[str] = SYSTEM_METRICS | SELF_HEALTH_METRICS | NODE_METRICS | PROBE_METRICS
+"""Every metric name a built-in collector can write.
+
+A rule over one of these that has no data yet (a lag metric without a reference node,
+certificate days without an HTTPS probe) has no data; any other name is unknown.
+"""
 
 SYSTEM_SOURCE_METRICS: Mapping[str, tuple[str, ...]] = {
     "cpu_times": ("cpu_usage",),

@@ -282,7 +282,8 @@ def _channel_row_view(row: ChannelStatusRow, now: float, columns: tuple[Column, 
         "success": "never" if row.last_success_at is None else format_age(now - row.last_success_at),
         "error": _last_error(row),
         "queue": str(row.queue_depth),
-        "retry": _retry(row.next_retry_at, now),
+        # A misconfigured channel sends nothing until its config changes, so it has no retry time.
+        "retry": _MISSING if row.state == "misconfigured" else _retry(row.next_retry_at, now),
     }
     return ChannelRowView(
         key=row.channel,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pwd
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -176,10 +178,14 @@ def test_silence_times_checked(firing: Harness) -> None:
 
 @pytest.mark.parametrize(
     ("env", "expected"),
-    [({"SUDO_USER": "alice", "USER": "root"}, "alice"), ({"USER": "bob"}, "bob"), ({}, "unknown")],
+    [
+        ({"SUDO_USER": "alice", "USER": "root"}, "alice"),
+        ({"USER": "bob"}, "bob"),
+        ({}, pwd.getpwuid(os.getuid()).pw_name),
+    ],
 )
 def test_default_actor(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expected: str) -> None:
-    """The actor is $SUDO_USER, else $USER, else `unknown`."""
+    """The actor is $SUDO_USER, else $USER, else the name of the process's user id."""
     monkeypatch.delenv("SUDO_USER", raising=False)
     monkeypatch.delenv("USER", raising=False)
     for key, value in env.items():

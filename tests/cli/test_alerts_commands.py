@@ -410,3 +410,19 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
         if isinstance(action, argparse._SubParsersAction):
             return dict(action.choices)
     return {}
+
+
+def test_silence_empty_comment_rejected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A silence needs a comment saying why; a blank one exits 2 naming the fix."""
+    with pytest.raises(SystemExit) as caught:
+        main(["alerts", "silence", "--match", "rule=high_cpu", "--for", "1h", "-c", "  ", "--data-dir", str(tmp_path)])
+    assert caught.value.code == 2
+    assert "the comment is empty; say why the alerts are silenced" in capsys.readouterr().err
+
+
+def test_ack_message_too_long(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The CLI takes the same 2000-character limit on ack notes as the API."""
+    with pytest.raises(SystemExit) as caught:
+        main(["alerts", "ack", "alert_1", "-m", "x" * 2001, "--data-dir", str(tmp_path)])
+    assert caught.value.code == 2
+    assert "shorten it to at most 2000" in capsys.readouterr().err

@@ -47,13 +47,13 @@ async def test_real_host_core_metrics() -> None:
 
 
 async def test_real_host_per_core_usage() -> None:
-    """Every logical CPU gets its own `cpu_usage{cpu}` sample within 0..100 %."""
+    """Every logical CPU gets its own `cpu_core_usage{cpu}` sample within 0..100 %."""
     first, _ = await two_cycles()
 
     per_core = {
         sample.label_dict["cpu"]: sample.value
         for sample in first
-        if sample.name == "cpu_usage" and sample.labels
+        if sample.name == "cpu_core_usage"
     }
     assert sorted(per_core, key=int) == [str(index) for index in range(psutil.cpu_count())]
     assert all(0.0 <= value <= 100.0 for value in per_core.values())

@@ -170,3 +170,9 @@ def test_non_utf8_file_rejected(tmp_path: Path) -> None:
     path = tmp_path / "config.json"
     path.write_bytes(b'\xff\xfe{"port": 1}')
     assert problems_of(path) == ["byte 0: the file is not UTF-8 text; save it as UTF-8 JSON"]
+
+
+def test_channel_error_path(tmp_path: Path) -> None:
+    """A channel error names the JSON path, without the channel type pydantic adds."""
+    data = {"channels": {"hook": {"type": "webhook"}}}
+    assert problems_of(write(tmp_path, data)) == ["channels.hook.url: required key is missing"]

@@ -148,6 +148,13 @@ def test_channel_row() -> None:
     assert view.state == "failing"
 
 
+def test_misconfigured_channel_no_retry() -> None:
+    """A misconfigured channel waits for a config change, so it shows no retry time."""
+    row = ChannelStatusRow("hook", "misconfigured", last_error_class="http_not_found", next_retry_at=NOW - 5)
+    cells = channel_row_views(AlertsSnapshot(now=NOW, channels=(row,)), channel_columns(78))[0].cells
+    assert cells[5] == "—"
+
+
 def test_channel_success_age() -> None:
     """A working channel shows how long ago it last delivered and no retry."""
     snapshot = AlertsSnapshot(now=NOW, channels=(ChannelStatusRow("email", "ok", last_success_at=NOW - 125),))
