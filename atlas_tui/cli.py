@@ -1,4 +1,4 @@
-"""The `atlas` command: console (default), daemon, metrics, config check, alerts, notify.
+"""The `atlas` command: console (default), daemon, metrics, config check, alerts, notify, analytics.
 
 `main()` parses the arguments, resolves the config file and the data directory
 (flag, else environment, else XDG default) and hands over to the console, the
@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_parser(commands)
     _add_alerts_parser(commands)
     _add_notify_parser(commands)
+    from atlas_tui.cli_analytics import register as register_analytics
+
+    register_analytics(commands)
     return parser
 
 
@@ -389,6 +392,12 @@ def _cmd_alerts(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_analytics(args: argparse.Namespace) -> int:
+    from atlas_tui.cli_analytics import run_analytics
+
+    return run_analytics(args)
+
+
 def _cmd_notify(args: argparse.Namespace) -> int:
     configure_logging("WARNING")
     path = resolve_config_path(args.config)
@@ -407,6 +416,7 @@ _COMMANDS = {
     "config": _cmd_config,
     "alerts": _cmd_alerts,
     "notify": _cmd_notify,
+    "analytics": _cmd_analytics,
 }
 
 

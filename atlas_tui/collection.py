@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from atlas_tui.config import Config
+from collectors.app_health import AppHealthCollector
 from collectors.base import Collector, CollectorStatus, Labels, Sample
 from collectors.blockchain import NodeCollector, ReferenceBook
 from collectors.http_probe import ProbeCollector
@@ -51,6 +52,7 @@ def build_collectors(
     metrics switched off still reports collector and store health. Each configured
     node and probe gets its own collector (`node:<name>`, `probe:<name>`), and the
     nodes share one `ReferenceBook` so they can be each other's lag references.
+    The `app_health` collector runs when the config lists analytics apps.
     """
     system = config.collectors.system
     collectors: list[Collector] = []
@@ -64,6 +66,8 @@ def build_collectors(
     collectors.extend(network)
     health_interval = config.collectors.self_health.interval
     collectors.append(SelfHealthCollector(statuses, data_dir, interval=health_interval))
+    if config.analytics.apps:
+        collectors.append(AppHealthCollector(data_dir))
     timeouts = {SystemCollector.name: system.timeout}
     timeouts.update((collector.name, collector.cycle_timeout) for collector in network)
     return collectors, timeouts

@@ -41,6 +41,19 @@ Tables:
 - `analytics_quarantine`: a second, different event that reused a stored event id.
 - `analytics_counters`: ingest totals by name and canonical JSON labels, such as
   `events_rejected{app,reason}`, `privacy_redactions{rule}` and `dedup_conflict`.
+- `analytics_sessions`: one row per app, device pseudonym and session id, derived
+  from the stored events by `atlas_tui.analytics.rollups.refresh`. The status
+  (exited, crashed, abnormal, errored, open) is computed when read, because a
+  session times out by the reader's clock.
+- `analytics_hourly`: count and total per UTC hour, app, version, platform, metric
+  and up to two keys (screen, element and action, transaction type and asset).
+  `analytics_hourly_hist`: exact histograms of whole milliseconds per hour (app
+  start and network latency) and of whole seconds (time on screen). `analytics_hourly_devices`: the distinct
+  device pseudonyms active per hour, overall (`screen` = '') and per screen.
+- `analytics_rollup_state`, `analytics_dirty_devices`, `analytics_dirty_hours`:
+  the id of the newest event rolled up and the work still to do, so a late event
+  marks its hour for a recompute. `analytics_last_event`: newest receipt time per
+  app, version and platform.
 """
 
 from __future__ import annotations
@@ -312,6 +325,95 @@ _ANALYTICS = (
     """,
 )
 
+_ANALYTICS_DIMENSIONS = """
+        hour INTEGER NOT NULL,
+        app_id TEXT NOT NULL,
+        app_version TEXT NOT NULL,
+        platform TEXT NOT NULL,
+"""
+
+_ANALYTICS_ROLLUPS = (
+    "CREATE INDEX analytics_events_by_device ON analytics_events (app_id, device_hash, event_ts)",
+    """
+    CREATE TABLE analytics_sessions (
+        app_id TEXT NOT NULL,
+        device_hash TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        app_version TEXT NOT NULL,
+        platform TEXT NOT NULL,
+        started_at REAL NOT NULL,
+        last_event_at REAL NOT NULL,
+        duration_s REAL NOT NULL,
+        end_reason TEXT,
+        fatal INTEGER NOT NULL,
+        unhandled INTEGER NOT NULL,
+        PRIMARY KEY (app_id, device_hash, session_id)
+    ) WITHOUT ROWID
+    """,
+    "CREATE INDEX analytics_sessions_by_start ON analytics_sessions (started_at)",
+    f"""
+    CREATE TABLE analytics_hourly ({_ANALYTICS_DIMENSIONS}
+        metric TEXT NOT NULL,
+        key1 TEXT NOT NULL,
+        key2 TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        total REAL NOT NULL,
+        PRIMARY KEY (metric, hour, app_id, app_version, platform, key1, key2)
+    ) WITHOUT ROWID
+    """,
+    f"""
+    CREATE TABLE analytics_hourly_hist ({_ANALYTICS_DIMENSIONS}
+        metric TEXT NOT NULL,
+        key1 TEXT NOT NULL,
+        key2 TEXT NOT NULL,
+        value INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (metric, hour, app_id, app_version, platform, key1, key2, value)
+    ) WITHOUT ROWID
+    """,
+    f"""
+    CREATE TABLE analytics_hourly_devices ({_ANALYTICS_DIMENSIONS}
+        screen TEXT NOT NULL,
+        device_hash TEXT NOT NULL,
+        PRIMARY KEY (screen, hour, app_id, app_version, platform, device_hash)
+    ) WITHOUT ROWID
+    """,
+    "CREATE INDEX analytics_hourly_by_app_hour ON analytics_hourly (app_id, hour)",
+    "CREATE INDEX analytics_hourly_hist_by_app_hour ON analytics_hourly_hist (app_id, hour)",
+    "CREATE INDEX analytics_hourly_devices_by_app_hour ON analytics_hourly_devices (app_id, hour)",
+    "CREATE TABLE analytics_rollup_state (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+    """
+    CREATE TABLE analytics_dirty_devices (
+        app_id TEXT NOT NULL,
+        device_hash TEXT NOT NULL,
+        since REAL NOT NULL,
+        PRIMARY KEY (app_id, device_hash)
+    ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE analytics_dirty_hours (
+        app_id TEXT NOT NULL,
+        hour INTEGER NOT NULL,
+        PRIMARY KEY (app_id, hour)
+    ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE analytics_last_event (
+        app_id TEXT NOT NULL,
+        app_version TEXT NOT NULL,
+        platform TEXT NOT NULL,
+        received_at REAL NOT NULL,
+        PRIMARY KEY (app_id, app_version, platform)
+    ) WITHOUT ROWID
+    """,
+)
+
+# The ingest view counts events by receipt time per app. Without this index SQLite
+# used (app_id, event_ts) and read every event of the app (EXPLAIN QUERY PLAN).
+_ANALYTICS_RECEIVED_INDEX = (
+    "CREATE INDEX analytics_events_received ON analytics_events (app_id, received_at)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "series and raw samples", _SERIES_AND_SAMPLES),
     Migration(2, "minute and hour rollups", _ROLLUPS),
@@ -319,5 +421,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "alert instances, history, silences and engine state", _ALERTS),
     Migration(5, "notification outbox, delivery attempts and channel health", _OUTBOX),
     Migration(6, "analytics events, quarantine and ingest counters", _ANALYTICS),
+    Migration(7, "analytics sessions and hourly rollups", _ANALYTICS_ROLLUPS),
+    Migration(8, "analytics events by receipt time", _ANALYTICS_RECEIVED_INDEX),
 )
 """Every migration, in version order."""

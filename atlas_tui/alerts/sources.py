@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from collectors import self_health, system
+from collectors import app_health, self_health, system
 from collectors.blockchain import NODE_METRICS
 from collectors.http_probe import PROBE_METRICS
 from collectors.base import CollectorStatus
@@ -33,7 +33,9 @@ SYSTEM_METRICS = system.METRICS
 SELF_HEALTH_METRICS = self_health.METRICS
 """Metrics written by the `self_health` collector."""
 
-KNOWN_METRICS: frozenset[str] = SYSTEM_METRICS | SELF_HEALTH_METRICS | NODE_METRICS | PROBE_METRICS
+KNOWN_METRICS: frozenset[str] = (
+    SYSTEM_METRICS | SELF_HEALTH_METRICS | NODE_METRICS | PROBE_METRICS | app_health.METRICS
+)
 """Every metric name a built-in collector can write.
 
 A rule over one of these that has no data yet (a lag metric without a reference node,

@@ -233,8 +233,8 @@ def _known_row(parsed: ParsedEvent, envelope: BatchEnvelope, context: _EventCont
     client_ts = model.client_ts.timestamp()
     corrected = _corrected_time(client_ts, envelope.sent_at, context)
     if corrected is None:
-        # NOTE: late events inside the window are stored with their corrected time,
-        # but no rollup is recomputed for their past hour yet.
+        # Late events inside the window keep their corrected time, and the next
+        # `rollups.refresh` recomputes their past hour.
         return _rejected(parsed.event_id, "too_old", "the corrected event time is older than the accepted window")
     event_ts, clamped = corrected
 

@@ -1,4 +1,4 @@
-"""`POST /api/analytics/events`: the mobile SDK's batch endpoint.
+"""`POST /api/analytics/events`, the mobile SDK's batch endpoint, and `GET /api/analytics`, the summary.
 
 `install` adds the router to the app from `create_api`, with the per-app ingest
 state and the error handler. A request goes through: ingest key → daemon-wide rate
@@ -9,6 +9,9 @@ that request alone. Only this module reads the clock for ingestion.
 Errors have the body `{"error": {"code", "message", "details"}}`: 400 invalid JSON
 or envelope, 401 unknown ingest key, 413 too large, 415 unsupported encoding, 429
 over a rate (with `Retry-After`), 503 store or host secret unavailable.
+
+`GET /api/analytics` is read-only: it returns `reports.build_summary` over the
+rollups as the daemon's `app_health` collector last refreshed them.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
@@ -35,6 +38,8 @@ from atlas_tui.analytics.errors import (
     RateLimitedError,
     UnknownIngestKeyError,
 )
+from atlas_tui.analytics.models import AnalyticsSummary
+from atlas_tui.analytics.reports import build_summary
 from atlas_tui.analytics.ingest import IngestResponse, PreparedBatch, decode_batch, prepare_batch, store_batch
 from atlas_tui.analytics.privacy import Pseudonymizer, load_host_secret, mask_ip
 from atlas_tui.analytics.protocol import Batch
@@ -43,7 +48,10 @@ from atlas_tui.api.alerts import ErrorBody, ErrorDetail
 from atlas_tui.api.context import ApiContext, get_context
 from atlas_tui.config import Config
 
-__all__ = ["IngestState", "handle_analytics_error", "install", "router"]
+__all__ = ["DEFAULT_SUMMARY_WINDOW", "IngestState", "get_summary", "handle_analytics_error", "install", "router"]
+
+DEFAULT_SUMMARY_WINDOW = 7 * 86400.0
+"""Seconds before `to` where the summary starts when `from` is not given."""
 
 logger = logging.getLogger(__name__)
 
@@ -152,6 +160,30 @@ async def post_events(request: Request, context: ApiContext = Depends(get_contex
         app_id, response.accepted, response.duplicate, response.rejected,
     )
     return response
+
+
+@router.get("", response_model=AnalyticsSummary)
+def get_summary(
+    request: Request,
+    start: float | None = Query(default=None, alias="from", description="Window start, UTC epoch seconds (default: 7 days before `to`)."),
+    end: float | None = Query(default=None, alias="to", description="Window end, UTC epoch seconds (default: now)."),
+    app: str | None = Query(default=None, description="Only this app id."),
+    version: str | None = Query(default=None, description="Only this app version, such as 2.3.0."),
+    platform: str | None = Query(default=None, description="Only `android` or `ios`."),
+    context: ApiContext = Depends(get_context),
+) -> AnalyticsSummary:
+    """Return usage, sessions, crash-free rates, screens, performance and ingest numbers for the window."""
+    now = context.clock()
+    window_end = now if end is None else end
+    window_start = window_end - DEFAULT_SUMMARY_WINDOW if start is None else start
+    if not window_start < window_end:
+        raise HTTPException(status_code=422, detail=f"from ({window_start}) must be before to ({window_end})")
+    config: Config = request.app.state.config
+    with context.read_connection() as conn:
+        return build_summary(
+            conn, start=window_start, end=window_end, app=app, version=version, platform=platform,
+            timezone=config.analytics.timezone, now=now,
+        )  # fmt: skip
 
 
 async def handle_analytics_error(request: Request, exc: Exception) -> JSONResponse:
