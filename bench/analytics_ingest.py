@@ -1,0 +1,353 @@
+"""Measure analytics ingestion over HTTP and the summary over a large store.
+
+Three measurements, each on its own temporary data directory:
+
+1. HTTP ingest: a real `atlas daemon` (one analytics app, rate limits raised so
+   the benchmark measures throughput, not the limiter) receives `--http-events`
+   simulator events in gzip batches of 100 from 8 concurrent sender threads. The
+   bodies are encoded before the clock starts, so the senders cost little CPU, but
+   they share the host's cores with the daemon.
+2. Ceiling: the same rows, read back from the daemon's store, inserted into a fresh
+   store with plain `sqlite3` `executemany`, 100 rows per transaction like one
+   batch, and once more in a single transaction.
+3. Summary: `--summary-events` simulator events spread over 30 days are written
+   with `executemany` straight into `analytics_events`, `refresh` derives the
+   sessions and hourly rollups (timed on its own), and `build_summary` over the 30
+   days is timed `--repeat` times.
+
+Run by hand (not part of `make test`):
+
+    .venv/bin/python bench/analytics_ingest.py --http-events 200000 --summary-events 10000000
+
+Targets: at least 20,000 events/s accepted over HTTP, and the summary in under 1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import os
+import random
+import re
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from atlas_tui.analytics.simulator import SimulatorConfig, generate
+from storage.db import DB_FILENAME, open_store, transaction
+
+APP_ID = "atlas-wallet"
+INGEST_KEY = "pk_atlas_wallet_bench"
+BATCH_SIZE = 100
+SENDERS = 8
+DAY = 86400.0
+_STARTED = re.compile(r"daemon started pid=(\d+) .* port=(\d+)")
+_COLUMNS = (
+    "app_id, event_id, type, schema_version, schema_known, session_id, device_hash, user_hash, app_version, "
+    "platform, privacy_level, client_ts, sent_at, received_at, skew, event_ts, future_clamped, ip_prefix, "
+    "attrs, properties, extra, content_hash"
+)
+_INSERT = f"INSERT INTO analytics_events ({_COLUMNS}) VALUES ({', '.join('?' * 22)})"
+_BASE_FIELDS = frozenset(
+    ("event_id", "type", "client_ts", "session_id", "device_id", "user_id", "app_id", "app_version",
+     "platform", "privacy_level", "properties")
+)  # fmt: skip
+
+
+@dataclass
+class HttpResult:
+    """Outcome of the HTTP ingest run."""
+
+    events: int
+    batches: int
+    seconds: float
+    accepted: int
+    rate_limited: int
+    p50_ms: float
+    p95_ms: float
+
+    @property
+    def events_per_second(self) -> float:
+        """Accepted events per wall-clock second."""
+        return self.accepted / self.seconds
+
+
+def main() -> int:
+    """Run the measurements and print a Markdown table and JSON."""
+    args = _parse_args()
+    results: dict[str, Any] = {"python": sys.version.split()[0], "cpus": os.cpu_count()}
+    with tempfile.TemporaryDirectory(prefix="atlas-bench-analytics-") as tmp:
+        root = Path(tmp)
+        if args.http_events:
+            http, rows = _measure_http(root / "http", args.http_events)
+            results["http"] = http.__dict__ | {"events_per_second": round(http.events_per_second)}
+            results["executemany_100"] = round(_measure_executemany(root / "ceiling-100", rows, BATCH_SIZE))
+            results["executemany_all"] = round(_measure_executemany(root / "ceiling-all", rows, len(rows)))
+        if args.summary_events:
+            results["summary"] = _measure_summary(root / "summary", args.summary_events, args.repeat)
+    _report(results)
+    return 0
+
+
+def _parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--http-events", type=int, default=200_000, help="events sent over HTTP; 0 skips (default: 200000)")
+    parser.add_argument(
+        "--summary-events", type=int, default=10_000_000, help="events in the summary store; 0 skips (default: 10000000)"
+    )
+    parser.add_argument("--repeat", type=int, default=5, help="build_summary runs to time (default: 5)")
+    return parser.parse_args()
+
+
+def _simulated_events(count: int, *, end: float, span_days: float = 6.0, seed: int = 1) -> Iterator[dict[str, Any]]:
+    """Yield `count` simulator events, one device group at a time so memory stays small.
+
+    Groups cycle their end over `span_days` in steps of 6 days, because one simulation covers at most 6 days.
+    """
+    produced = 0
+    group = 0
+    while produced < count:
+        offset = ((group * 6.0) % span_days) * DAY if span_days > 6.0 else 0.0
+        config = SimulatorConfig(
+            devices=500, days=6.0, end=end - offset, seed=seed * 100_000 + group, skewed_device_share=0.0,
+            offline_rate=0.0, app_id=APP_ID,
+        )  # fmt: skip
+        for event in generate(config).events.values():
+            yield event
+            produced += 1
+            if produced >= count:
+                return
+        group += 1
+
+
+def _measure_http(data_dir: Path, count: int) -> tuple[HttpResult, list[tuple[Any, ...]]]:
+    data_dir.mkdir(parents=True)
+    now = time.time()
+    bodies = _encoded_batches(list(_simulated_events(count, end=now - 3600.0)), now)
+    daemon, port = _start_daemon(data_dir)
+    try:
+        result = _send_all(f"http://127.0.0.1:{port}/api/analytics/events", bodies, count)
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)
+    with closing(sqlite3.connect(data_dir / "data" / DB_FILENAME)) as conn:
+        rows = conn.execute(f"SELECT {_COLUMNS} FROM analytics_events ORDER BY id").fetchall()
+    return result, rows
+
+
+def _encoded_batches(events: list[dict[str, Any]], now: float) -> list[bytes]:
+    sent_at = datetime.fromtimestamp(now).astimezone().isoformat()
+    bodies = []
+    for offset in range(0, len(events), BATCH_SIZE):
+        batch = {"schema": 1, "sent_at": sent_at, "events": events[offset : offset + BATCH_SIZE]}
+        bodies.append(gzip.compress(json.dumps(batch, separators=(",", ":")).encode(), compresslevel=5))
+    return bodies
+
+
+def _start_daemon(root: Path) -> tuple[subprocess.Popen[bytes], int]:
+    config = {
+        "collectors": {"system": {"interval": "5s"}},
+        "analytics": {
+            "apps": {APP_ID: {"ingest_key": INGEST_KEY}},
+            "rate_limits": {"device_batches_per_minute": 100_000, "daemon_batches_per_second": 1_000_000},
+        },
+    }
+    config_path = root / "config.json"
+    config_path.write_text(json.dumps(config), encoding="utf-8")
+    log_path = root / "daemon.log"
+    command = [sys.executable, "-m", "atlas_tui.cli", "daemon", "--data-dir", str(root / "data"),
+               "--config", str(config_path), "--port", "0"]  # fmt: skip
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30.0
+    while time.monotonic() < deadline:
+        match = _STARTED.search(log_path.read_text(errors="replace"))
+        if match:
+            return proc, int(match.group(2))
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    proc.kill()
+    raise SystemExit(f"the daemon did not start:\n{log_path.read_text(errors='replace')}")
+
+
+def _send_all(url: str, bodies: list[bytes], count: int) -> HttpResult:
+    lock = threading.Lock()
+    pending = iter(bodies)
+    latencies: list[float] = []
+    totals = {"accepted": 0, "rate_limited": 0}
+    headers = {"Authorization": f"Bearer {INGEST_KEY}", "Content-Type": "application/json", "Content-Encoding": "gzip"}
+
+    def sender() -> None:
+        with httpx.Client(timeout=60.0, headers=headers) as client:
+            while True:
+                with lock:
+                    body = next(pending, None)
+                if body is None:
+                    return
+                accepted, limited, seconds = _post(client, url, body)
+                with lock:
+                    totals["accepted"] += accepted
+                    totals["rate_limited"] += limited
+                    latencies.append(seconds)
+
+    threads = [threading.Thread(target=sender) for _ in range(SENDERS)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    latencies.sort()
+    return HttpResult(
+        events=count, batches=len(bodies), seconds=round(seconds, 3), accepted=totals["accepted"],
+        rate_limited=totals["rate_limited"], p50_ms=round(1000 * _nearest_rank(latencies, 50), 1),
+        p95_ms=round(1000 * _nearest_rank(latencies, 95), 1),
+    )  # fmt: skip
+
+
+def _post(client: httpx.Client, url: str, body: bytes) -> tuple[int, int, float]:
+    """Post one batch until the response is 200; return accepted events, 429s seen and the last latency."""
+    limited = 0
+    while True:
+        started = time.perf_counter()
+        response = client.post(url, content=body)
+        seconds = time.perf_counter() - started
+        if response.status_code == 200:
+            return int(response.json()["accepted"]), limited, seconds
+        if response.status_code != 429:
+            raise SystemExit(f"batch failed with status {response.status_code}: {response.text[:500]}")
+        limited += 1
+        time.sleep(float(response.headers.get("retry-after", "1")))
+
+
+def _nearest_rank(values: list[float], percent: float) -> float:
+    index = max(0, -(-len(values) * percent // 100) - 1)
+    return values[int(index)]
+
+
+def _measure_executemany(data_dir: Path, rows: list[tuple[Any, ...]], per_transaction: int) -> float:
+    """Insert `rows` into a fresh store in transactions of `per_transaction` rows; return rows per second."""
+    conn = open_store(data_dir)
+    try:
+        started = time.perf_counter()
+        for offset in range(0, len(rows), per_transaction):
+            with transaction(conn):
+                conn.executemany(_INSERT, rows[offset : offset + per_transaction])
+        return len(rows) / (time.perf_counter() - started)
+    finally:
+        conn.close()
+
+
+def _measure_summary(data_dir: Path, count: int, repeat: int) -> dict[str, Any]:
+    from atlas_tui.analytics.reports import build_summary
+    from atlas_tui.analytics.rollups import refresh
+
+    end = time.time()
+    conn = open_store(data_dir)
+    try:
+        started = time.perf_counter()
+        _fill_store(conn, _simulated_events(count, end=end, span_days=30.0, seed=2))
+        fill_seconds = time.perf_counter() - started
+        stored = conn.execute("SELECT count(*) FROM analytics_events").fetchone()[0]
+        print(f"filled {stored} events in {fill_seconds:.1f} s", file=sys.stderr)
+
+        started = time.perf_counter()
+        refresh(conn)
+        refresh_seconds = time.perf_counter() - started
+        print(f"refresh took {refresh_seconds:.1f} s", file=sys.stderr)
+
+        timings = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            summary = build_summary(conn, start=end - 30 * DAY, end=end, app=APP_ID, now=end)
+            timings.append(time.perf_counter() - started)
+    finally:
+        conn.close()
+    return {
+        "events": stored,
+        "fill_seconds": round(fill_seconds, 1),
+        "refresh_seconds": round(refresh_seconds, 1),
+        "summary_seconds_min": round(min(timings), 3),
+        "summary_seconds_median": round(statistics.median(timings), 3),
+        "sessions": summary.sessions.count,
+        "mau": summary.usage.mau,
+    }
+
+
+def _fill_store(conn: sqlite3.Connection, events: Iterator[dict[str, Any]]) -> None:
+    delays = random.Random(3)
+    chunk: list[tuple[Any, ...]] = []
+    for event in events:
+        # The SDK sends within 5 minutes when online, so receipt times spread over
+        # the 30 days like the events. The ingest view reads raw events by receipt time.
+        chunk.append(_row(event, delays.uniform(1.0, 300.0)))
+        if len(chunk) >= 50_000:
+            with transaction(conn):
+                conn.executemany(_INSERT, chunk)
+            chunk = []
+    if chunk:
+        with transaction(conn):
+            conn.executemany(_INSERT, chunk)
+
+
+def _row(event: dict[str, Any], delay: float) -> tuple[Any, ...]:
+    """Build the stored row the daemon would write for `event` received `delay` seconds after it happened.
+
+    A plain SHA-256 replaces the daemon's keyed hash.
+    """
+    event_ts = datetime.fromisoformat(event["client_ts"]).timestamp()
+    received_at = event_ts + delay
+    attrs = {key: value for key, value in event.items() if key not in _BASE_FIELDS}
+    full = event["privacy_level"] == "full"
+    user_id = event.get("user_id")
+    return (
+        event["app_id"], event["event_id"], event["type"], 1, 1, event["session_id"],
+        _hash(event["device_id"]), _hash(user_id) if full and user_id else None, event["app_version"],
+        event["platform"], event["privacy_level"], event_ts, received_at, received_at, 0.0, event_ts, 0, "127.0.0.0/24",
+        json.dumps(attrs, separators=(",", ":"), sort_keys=True),
+        json.dumps(event["properties"] if full else {}, separators=(",", ":"), sort_keys=True),
+        None, _hash(event["event_id"]),
+    )  # fmt: skip
+
+
+def _hash(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _report(results: dict[str, Any]) -> None:
+    print("| measurement | result |")
+    print("|---|---|")
+    http = results.get("http")
+    if http:
+        print(f"| HTTP ingest, {SENDERS} senders, batches of {BATCH_SIZE} | {http['events_per_second']:,} events/s "
+              f"({http['accepted']:,} accepted in {http['seconds']} s; batch p50 {http['p50_ms']} ms, "
+              f"p95 {http['p95_ms']} ms) |")  # fmt: skip
+        print(f"| executemany, 100 rows per transaction | {results['executemany_100']:,} rows/s |")
+        print(f"| executemany, one transaction | {results['executemany_all']:,} rows/s |")
+    summary = results.get("summary")
+    if summary:
+        print(f"| store fill, {summary['events']:,} events | {summary['fill_seconds']} s |")
+        print(f"| refresh (sessions and hourly rollups) | {summary['refresh_seconds']} s |")
+        print(f"| build_summary, 30 days | {summary['summary_seconds_median']} s median, "
+              f"{summary['summary_seconds_min']} s min |")  # fmt: skip
+    print()
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
