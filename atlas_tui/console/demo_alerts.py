@@ -23,6 +23,7 @@ from pathlib import Path
 from atlas_tui.alerts.actions import acknowledge, create_silence
 from atlas_tui.alerts.service import AlertService
 from atlas_tui.config import Config
+from atlas_tui.console.demo_analytics import demo_analytics_section
 from collectors.base import Sample
 from storage.alerts import list_alerts
 from storage.metrics import write_samples
@@ -80,8 +81,10 @@ _DEMO_CHANNELS: dict[str, object] = {
 
 
 def demo_config() -> Config:
-    """Return the config of the demo: its rules and three channels (email, Slack, webhook)."""
-    return Config.model_validate({"alert_rules": list(DEMO_RULES), "channels": _DEMO_CHANNELS})
+    """Return the config of the demo: its rules, three channels (email, Slack, webhook) and the analytics app."""
+    return Config.model_validate(
+        {"alert_rules": list(DEMO_RULES), "channels": _DEMO_CHANNELS, "analytics": demo_analytics_section()}
+    )
 
 
 def build_demo_alerts(conn: sqlite3.Connection, data_dir: Path, now: float) -> None:

@@ -1,8 +1,8 @@
 """A deterministic demo store and the console app that reads it, for screenshots and snapshot tests.
 
 `build_demo_store` fills a fresh data directory with synthetic samples of a
-fictional host (`atlas-demo`) over the week before `DEMO_NOW` and with the demo
-alerts of `console.demo_alerts`. It adds a fresh daemon heartbeat, so `LocalSource`
+fictional host (`atlas-demo`) over the week before `DEMO_NOW`, with the demo
+alerts of `console.demo_alerts` and the analytics events of `console.demo_analytics`. It adds a fresh daemon heartbeat, so `LocalSource`
 reads it as a running daemon's store and starts no collectors. `create_demo_app` returns the console over that store with a fixed
 clock and live refresh off. The same input always gives the same pixels, which is
 what `make screenshots` and the snapshot tests need.
@@ -18,6 +18,7 @@ from pathlib import Path
 from atlas_tui import __version__
 from atlas_tui.console.app import AtlasApp, create_app
 from atlas_tui.console.demo_alerts import build_demo_alerts, demo_config
+from atlas_tui.console.demo_analytics import build_demo_analytics
 from atlas_tui.console.local_source import LocalSource
 from collectors.base import Sample
 from storage.db import open_store
@@ -55,6 +56,7 @@ def build_demo_store(data_dir: Path, now: float = DEMO_NOW) -> None:
     try:
         write_samples(conn, list(_demo_samples(now)))
         build_demo_alerts(conn, data_dir, now)
+        build_demo_analytics(conn, now)
         update_rollups(conn, now)
         write_heartbeat(
             conn,
@@ -89,7 +91,7 @@ def _demo_samples(now: float) -> Iterator[Sample]:
         phase = ts / 60.0
         yield Sample.of("cpu_usage", 35 + 20 * math.sin(phase) + noise.uniform(-5, 5), ts)
         for core in range(2):
-            yield Sample.of("cpu_usage", 30 + 25 * math.sin(phase + core), ts, cpu=str(core))
+            yield Sample.of("cpu_core_usage", 30 + 25 * math.sin(phase + core), ts, cpu=str(core))
         yield Sample.of("memory_usage", 52 + 6 * math.sin(ts / 7200.0), ts)
         yield Sample.of("swap_usage", 4 + math.sin(ts / 86400.0), ts)
         yield Sample.of("load_1m", 0.8 + 0.5 * math.sin(phase), ts)

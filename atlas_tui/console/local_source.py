@@ -3,7 +3,8 @@
 Called only from the console's data loop thread. Each snapshot runs a few short
 autocommit reads (`storage.metrics.latest`, `range_query`, `storage.status.
 read_heartbeat`), each in its own short transaction; alert reads are in
-`console.local_alerts`, and node and probe reads in `console.local_nodes`. The
+`console.local_alerts`, analytics reads in `console.local_analytics`, and node and
+probe reads in `console.local_nodes`. The
 console keeps no read transaction open between refreshes, so it cannot pin the
 WAL. Its only writes are the acknowledgements the user makes, through
 `atlas_tui.alerts.actions` like the CLI and the API.
@@ -39,8 +40,10 @@ from typing import Literal
 from atlas_tui.alerts.actions import acknowledge, default_actor, unacknowledge
 from atlas_tui.config import Config
 from atlas_tui.console.alert_models import AlertDetail, AlertRow, AlertsSnapshot
+from atlas_tui.console.analytics_models import AnalyticsRead
 from atlas_tui.console.embedded import EmbeddedCollection
 from atlas_tui.console.local_alerts import alert_row, read_alert_detail, read_alerts
+from atlas_tui.console.local_analytics import read_analytics
 from atlas_tui.console.local_nodes import read_nodes
 from atlas_tui.console.source import (
     Chart,
@@ -181,6 +184,10 @@ class LocalSource:
     def alert_detail(self, alert_id: str, now: float) -> AlertDetail | None:
         """Read one alert with its timeline and deliveries; None when it does not exist."""
         return read_alert_detail(self._connection(), self._config, alert_id, now)
+
+    def analytics(self, range_seconds: float, now: float) -> AnalyticsRead:
+        """Read the analytics summary and the 30-day DAU series (`console.local_analytics`)."""
+        return read_analytics(self._connection(), self._config, range_seconds, now)
 
     def acknowledge(self, alert_id: str, message: str, now: float) -> AlertRow:
         """Acknowledge the alert as `default_actor()` (`$SUDO_USER`, else `$USER`).

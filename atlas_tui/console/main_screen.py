@@ -1,9 +1,9 @@
 """The console's main screen: header, banner, pane bar, the panes, the footer and the data worker.
 
-The screen runs `RefreshLoop.run` in one thread worker for the whole session and
-receives its snapshots as `SnapshotReady` and its alerts reads as `AlertsReady`
-messages, which it hands to the header, the all-channels-down banners and every
-pane. It also runs what panes ask of the source (acknowledge, unacknowledge, alert
+The screen runs `RefreshLoop.run` in one thread worker for the whole session. It
+receives the loop's snapshots as `SnapshotReady`, alerts reads as `AlertsReady` and
+analytics reads as `AnalyticsReady` messages. It hands them to the header, the
+all-channels-down banners and every pane. It also runs what panes ask of the source (acknowledge, unacknowledge, alert
 details) as `SourceCall`s on that loop, so the UI thread never touches the store,
 and shows their outcome (`CallFinished`, `DetailLoaded`). When the store cannot be
 opened or read, the header shows the error until the next snapshot arrives. While no
@@ -33,6 +33,8 @@ from textual.worker import get_current_worker
 from atlas_tui.console.alert_detail_screen import AlertDetailScreen
 from atlas_tui.console.alert_models import AlertDetail, AlertRow, AlertsSnapshot
 from atlas_tui.console.alerts_pane import AlertsPane
+from atlas_tui.console.analytics_models import AnalyticsRead
+from atlas_tui.console.analytics_pane import AnalyticsPane
 from atlas_tui.console.formatting import format_duration_short
 from atlas_tui.console.pane import ConsolePane
 from atlas_tui.console.panes import PaneSpec
@@ -80,6 +82,18 @@ class MainScreen(Screen[None]):
         def can_replace(self, message: Message) -> bool:
             """Return True for a newer alerts read waiting in the queue, so this older one is skipped."""
             return isinstance(message, MainScreen.AlertsReady)
+
+    class AnalyticsReady(Message):
+        """A new analytics read from the data loop; a newer one replaces it in the queue."""
+
+        def __init__(self, read: AnalyticsRead) -> None:
+            super().__init__()
+            self.read = read
+            """The summary and DAU series to show."""
+
+        def can_replace(self, message: Message) -> bool:
+            """Return True for a newer analytics read waiting in the queue, so this older one is skipped."""
+            return isinstance(message, MainScreen.AnalyticsReady)
 
     class CallFinished(Message):
         """An acknowledgement or its removal ran on the source."""
@@ -148,6 +162,7 @@ class MainScreen(Screen[None]):
             publish_alerts=lambda alerts: self.post_message(self.AlertsReady(alerts)),
             report_error=lambda error: self.post_message(self.SourceFailed(error)),
             report_store_error=lambda error: self.post_message(self.StoreFailed(error)),
+            publish_analytics=lambda read: self.post_message(self.AnalyticsReady(read)),
         )
         if live:
             self._retry_hint = f"The console tries again every {format_duration_short(refresh_interval)}; r tries now, q quits."
@@ -160,6 +175,8 @@ class MainScreen(Screen[None]):
         """Snapshots handed to the panes so far; tests and screenshots wait on it."""
         self.alerts_shown = 0
         """Alerts reads handed to the panes so far; tests and screenshots wait on it."""
+        self.analytics_shown = 0
+        """Analytics reads handed to the panes so far; tests and screenshots wait on it."""
         self.latest_alerts: AlertsSnapshot | None = None
         """The newest alerts read; None before the first."""
         self.calls_pending = 0
@@ -213,6 +230,17 @@ class MainScreen(Screen[None]):
         for pane in self.query(ConsolePane):
             pane.show_alerts(alerts)
         self.alerts_shown += 1
+
+    def on_main_screen_analytics_ready(self, message: AnalyticsReady) -> None:
+        """Hand an analytics read to every pane."""
+        for pane in self.query(ConsolePane):
+            pane.show_analytics(message.read)
+        self.analytics_shown += 1
+
+    def on_analytics_pane_range_changed(self, message: AnalyticsPane.RangeChanged) -> None:
+        """Wake the data loop with the new report range."""
+        message.stop()
+        self._loop.request(analytics_seconds=message.range_seconds)
 
     def on_alerts_pane_alert_command(self, message: AlertsPane.AlertCommand) -> None:
         """Acknowledge or unacknowledge an alert through the data loop."""

@@ -1,9 +1,9 @@
 """The base class of console panes and the message a pane sends to ask for data.
 
-Each pane (Metrics and Alerts now; Analytics and Backups later) is one module with
+Each pane (Metrics, Alerts and Analytics now; Backups later) is one module with
 one `ConsolePane` subclass, registered in `console.panes`. The main screen hands
-every pane each new snapshot through `show_snapshot` and each alerts read through
-`show_alerts`, on the UI thread. A pane that needs fresh data posts
+every pane each new snapshot through `show_snapshot`, each alerts read through
+`show_alerts` and each analytics read through `show_analytics`, on the UI thread. A pane that needs fresh data posts
 `RefreshRequested` instead of calling the source itself.
 """
 
@@ -13,6 +13,7 @@ from textual.containers import Vertical
 from textual.message import Message
 
 from atlas_tui.console.alert_models import AlertsSnapshot
+from atlas_tui.console.analytics_models import AnalyticsRead
 from atlas_tui.console.source import ConsoleSnapshot
 
 __all__ = ["ConsolePane"]
@@ -34,6 +35,9 @@ class ConsolePane(Vertical):
 
     def show_alerts(self, alerts: AlertsSnapshot) -> None:
         """Show the data of a new alerts read; the base pane ignores it."""
+
+    def show_analytics(self, read: AnalyticsRead) -> None:
+        """Show the data of a new analytics read; the base pane ignores it."""
 
     def focus_content(self) -> None:
         """Give keyboard focus to the pane's main widget, or to the pane itself."""

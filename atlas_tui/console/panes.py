@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from atlas_tui.console.alerts_pane import AlertsPane
+from atlas_tui.console.analytics_pane import AnalyticsPane
 from atlas_tui.console.metrics_pane import MetricsPane
 from atlas_tui.console.pane import ConsolePane
 
@@ -33,5 +34,6 @@ class PaneSpec:
 PANES: tuple[PaneSpec, ...] = (
     PaneSpec("1", "metrics", "Metrics", MetricsPane),
     PaneSpec("2", "alerts", "Alerts", AlertsPane),
+    PaneSpec("3", "analytics", "Analytics", AnalyticsPane),
 )
 """Panes in key order; the first is shown at start."""

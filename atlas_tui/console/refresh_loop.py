@@ -6,8 +6,11 @@ hands them to `publish` and `publish_alerts` (which post messages to the UI), an
 waits. While it waits it reads the alerts again every `alerts_interval` seconds, so
 channel health stays fresh even with a long metrics interval. A request (`r`, a new
 chart window) or a submitted `SourceCall` (acknowledge, alert details) wakes it at
-once. Calls run first, and then a full refresh shows their effect. The loop closes the
-source when the worker is cancelled. Invariants:
+once. Calls run first, and then a full refresh shows their effect. Analytics reads
+(`publish_analytics`) follow a refresh at most every `analytics_interval` seconds,
+because a 30-day report costs more than a snapshot, and at once after any request
+(`r`, a new report range). The loop closes the source when the worker is cancelled.
+Invariants:
 
 - Only this thread calls the source, so the UI thread never touches SQLite or psutil
   and a store connection is used by one thread at a time.
@@ -28,10 +31,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from atlas_tui.console.alert_models import AlertsSnapshot
+from atlas_tui.console.analytics_models import ANALYTICS_RANGES, AnalyticsRead
 from atlas_tui.console.source import ConsoleSnapshot, ConsoleSource
 from atlas_tui.errors import AtlasError
 
-__all__ = ["ALERTS_INTERVAL", "CANCEL_POLL", "RefreshLoop", "SourceCall", "SourceUnavailableError"]
+__all__ = ["ALERTS_INTERVAL", "ANALYTICS_INTERVAL", "CANCEL_POLL", "RefreshLoop", "SourceCall", "SourceUnavailableError"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +45,10 @@ CANCEL_POLL = 0.1
 ALERTS_INTERVAL = 2.0
 """Maximum seconds between two alert reads when live: channel health must be at most
 2 s old on screen. A shorter metrics interval reads alerts with every refresh."""
+
+ANALYTICS_INTERVAL = 60.0
+"""Minimum seconds between two scheduled analytics reads; rollups change hourly, so
+a minute keeps the ingest counters fresh enough without rereading 30 days each tick."""
 
 
 class SourceUnavailableError(RuntimeError):
@@ -78,6 +86,10 @@ class RefreshLoop:
             source fails to start or to take a snapshot, so the screen can keep it
             on show until the next snapshot arrives; not called for repeats of the
             same message, nor for failed alert reads.
+        publish_analytics: Called in the loop thread with each analytics read; None
+            reads no analytics.
+        analytics_seconds: Initial analytics report range.
+        analytics_interval: Minimum seconds between scheduled analytics reads.
     """
 
     def __init__(
@@ -93,6 +105,9 @@ class RefreshLoop:
         report_error: Callable[[str], None],
         alerts_interval: float = ALERTS_INTERVAL,
         report_store_error: Callable[[str], None] | None = None,
+        publish_analytics: Callable[[AnalyticsRead], None] | None = None,
+        analytics_seconds: float = ANALYTICS_RANGES[0].seconds,
+        analytics_interval: float = ANALYTICS_INTERVAL,
     ) -> None:
         self._source = source
         self._clock = clock
@@ -108,16 +123,24 @@ class RefreshLoop:
         self._calls: deque[SourceCall] = deque()
         self._started = False
         self._last_errors: dict[str, str] = {}
+        self._publish_analytics = publish_analytics
+        self._analytics_seconds = analytics_seconds
+        self._analytics_interval = analytics_interval
+        self._analytics_due = True
+        self._analytics_read_at: float | None = None
 
     @property
     def source(self) -> ConsoleSource:
         """The source this loop owns."""
         return self._source
 
-    def request(self, window_seconds: float | None = None) -> None:
-        """Ask for a refresh as soon as possible, optionally with a new chart window."""
+    def request(self, window_seconds: float | None = None, analytics_seconds: float | None = None) -> None:
+        """Ask for a refresh, analytics included, as soon as possible, optionally with a new chart window or report range."""
         if window_seconds is not None:
             self._window_seconds = window_seconds
+        if analytics_seconds is not None:
+            self._analytics_seconds = analytics_seconds
+        self._analytics_due = True
         self._wake.set()
 
     def submit(self, call: SourceCall) -> None:
@@ -157,6 +180,7 @@ class RefreshLoop:
         self._last_errors.pop("start", None)
         self._publish(snapshot)
         self._refresh_alerts(now)
+        self._refresh_analytics(now)
 
     def _refresh_alerts(self, now: float) -> None:
         try:
@@ -166,6 +190,22 @@ class RefreshLoop:
             return
         self._last_errors.pop("alerts refresh", None)
         self._publish_alerts(alerts)
+
+    def _refresh_analytics(self, now: float) -> None:
+        if self._publish_analytics is None:
+            return
+        last = self._analytics_read_at
+        if not self._analytics_due and last is not None and now - last < self._analytics_interval:
+            return
+        self._analytics_due = False
+        self._analytics_read_at = now
+        try:
+            read = self._source.analytics(self._analytics_seconds, now)
+        except Exception as err:  # worker boundary: metrics and alerts keep refreshing without analytics
+            self._fail("analytics refresh", err)
+            return
+        self._last_errors.pop("analytics refresh", None)
+        self._publish_analytics(read)
 
     def _fail(self, what: str, err: Exception) -> None:
         message = f"{what} failed: {err}"

@@ -70,6 +70,7 @@ SHOTS: tuple[Shot, ...] = (
     Shot("help", ("question_mark",)),
     Shot("alerts", ("2",)),
     Shot("alert-detail", ("2", "down", "down", "enter")),
+    Shot("analytics", ("3",)),
 )
 """Every pane and overlay that gets a screenshot."""
 
@@ -79,13 +80,18 @@ class ScreenshotError(RuntimeError):
 
 
 async def wait_for_data(pilot: Pilot[None], timeout: float = LOAD_TIMEOUT) -> None:
-    """Wait until the app's main screen has shown at least one snapshot and one alerts read.
+    """Wait until the app's main screen has shown at least one snapshot, alerts read and analytics read.
 
     Raises:
         ScreenshotError: no data arrived within `timeout` seconds.
     """
     screen = pilot.app.main_screen  # type: ignore[attr-defined]
-    await _wait(pilot, lambda: screen.snapshots_shown > 0 and screen.alerts_shown > 0, timeout, "no data on screen")
+    await _wait(
+        pilot,
+        lambda: screen.snapshots_shown > 0 and screen.alerts_shown > 0 and screen.analytics_shown > 0,
+        timeout,
+        "no data on screen",
+    )
 
 
 async def wait_for_calls(pilot: Pilot[None], timeout: float = LOAD_TIMEOUT) -> None:

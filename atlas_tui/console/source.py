@@ -1,8 +1,8 @@
 """The console's data contract: the `ConsoleSource` protocol and the view models it returns.
 
 A source sits between the store (or, later, the daemon's HTTP API) and the console's
-panes: metric snapshots, the alert view models of `console.alert_models`, and the
-acknowledgement actions. The console calls it only from its data worker thread,
+panes: metric snapshots, the alert view models of `console.alert_models`, the
+analytics reads of `console.analytics_models`, and the acknowledgement actions. The console calls it only from its data worker thread,
 never from the UI thread, so implementations may block on SQLite, psutil or the
 network. Invariants:
 
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
 from atlas_tui.console.alert_models import AlertDetail, AlertRow, AlertsSnapshot
+from atlas_tui.console.analytics_models import AnalyticsRead
 from atlas_tui.console.node_models import NodeRow, ProbeRow
 from collectors.base import Labels
 
@@ -157,6 +158,14 @@ class ConsoleSource(Protocol):
 
     def alert_detail(self, alert_id: str, now: float) -> AlertDetail | None:
         """Read one alert with its timeline and deliveries; None when no alert has the id."""
+        ...
+
+    def analytics(self, range_seconds: float, now: float) -> AnalyticsRead:
+        """Read the analytics summary over `(now - range_seconds, now]` and the 30-day DAU series.
+
+        Returns a read without a summary, and with the reason, when there is nothing
+        to report (no app configured, no reports code, no events).
+        """
         ...
 
     def acknowledge(self, alert_id: str, message: str, now: float) -> AlertRow:

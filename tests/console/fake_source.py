@@ -4,7 +4,8 @@ It implements the console's own interface with fixed, seeded data, so Pilot test
 and snapshots do not depend on this machine's load. Each `snapshot` call advances a
 counter, which changes the values so tests can see a refresh land. Alerts are a
 fixed list that `acknowledge` and `unacknowledge` change in memory, with the same
-refusals as the store (`AlertNotFoundError`, `AlertStateError`).
+refusals as the store (`AlertNotFoundError`, `AlertStateError`). Analytics reads
+return `analytics_summary` (None gives the empty state) and record each range.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import threading
 from dataclasses import replace
 
 from atlas_tui.alerts.actions import AlertNotFoundError
+from atlas_tui.analytics.models import AnalyticsSummary
 from atlas_tui.alerts.errors import AlertStateError
 from atlas_tui.console.alert_models import (
     AlertCounts,
@@ -25,6 +27,7 @@ from atlas_tui.console.alert_models import (
     RuleProblem,
     TimelineEntry,
 )
+from atlas_tui.console.analytics_models import EMPTY_TEXT, AnalyticsRead
 from collectors.base import make_labels
 from atlas_tui.console.source import (
     Chart,
@@ -94,6 +97,8 @@ class FakeSource:
         self.acks: list[tuple[str, str]] = []
         self.unacks: list[str] = []
         self.detail_reads: list[str] = []
+        self.analytics_summary: AnalyticsSummary | None = None
+        self.analytics_ranges: list[float] = []
 
     def start(self, now: float) -> None:
         """Record the start."""
@@ -155,6 +160,14 @@ class FakeSource:
                             last_error_class="read_timeout", last_error="no answer within 10 s"),
             ),
         )
+
+    def analytics(self, range_seconds: float, now: float) -> AnalyticsRead:
+        """Return `analytics_summary` with its own daily rows, or the empty state when it is None."""
+        self.analytics_ranges.append(range_seconds)
+        summary = self.analytics_summary
+        if summary is None:
+            return AnalyticsRead(range_seconds, now, None, empty_reason=EMPTY_TEXT)
+        return AnalyticsRead(range_seconds, now, summary, daily=tuple(summary.daily))
 
     def acknowledge(self, alert_id: str, message: str, now: float) -> AlertRow:
         """Mark the alert acknowledged by `ACTOR`; refuse one without an open incident."""

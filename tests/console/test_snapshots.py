@@ -57,6 +57,21 @@ class TestAlertsPane:
         assert snap_compare(create_demo_app(tmp_path), terminal_size=(80, 24), run_before=_acked_detail)
 
 
+class TestAnalyticsPane:
+    """The Analytics pane over the demo store's ingested events."""
+
+    def test_analytics_80x24(self, snap_compare, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+        """Usage, the DAU chart, releases, ingest, top screens and assets at the minimum size."""
+        build_demo_store(tmp_path)
+        assert snap_compare(create_demo_app(tmp_path), terminal_size=(80, 24), run_before=_analytics)
+
+
+async def _analytics(pilot: Pilot[None]) -> None:
+    await wait_for_data(pilot)
+    await pilot.press("3")
+    await pilot.pause()
+
+
 async def _alerts(pilot: Pilot[None]) -> None:
     await wait_for_data(pilot)
     await pilot.press("2")
