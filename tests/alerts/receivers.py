@@ -68,7 +68,7 @@ class Reply:
     delay: float = 0.0
     """Seconds to wait before responding."""
     hang: bool = False
-    """Never answer; the connection is held until the receiver stops."""
+    """Send no response; the connection stays open until the receiver stops."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ class RecordedRequest:
 
 
 class HttpReceiver:
-    """A threaded HTTP server that records requests and answers from a script.
+    """A threaded HTTP server that records requests and replies from a script.
 
     Replies passed to `script` are used in order, one per request; after that every
     request gets `default`.
@@ -285,7 +285,7 @@ class SmtpRecorder:
 
 
 class StallingSmtpHandler:
-    """aiosmtpd handler that receives the message and never answers the end of DATA."""
+    """aiosmtpd handler that receives the message and never replies to the end of DATA."""
 
     def __init__(self) -> None:
         self.received = threading.Event()
