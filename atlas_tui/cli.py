@@ -446,7 +446,7 @@ def _stored_metrics(args: argparse.Namespace) -> tuple[set[str], list[str]]:
 
 
 ACK_MESSAGE_MAX = 2000
-"""Longest acknowledgement note, the same limit as `POST /api/alerts/ack/{id}`."""
+"""Maximum length of an acknowledgement note, the same limit as `POST /api/alerts/ack/{id}`."""
 
 
 def _ack_message(text: str) -> str:

@@ -8,7 +8,7 @@ name with `health_from_code`. Pure: no I/O, and `now` is a parameter.
 No single signal can make a node healthy. `eth_syncing` returning `false` only
 means the node does not think it is syncing; a node with no peers, an old head, a
 height that has stopped moving or a large lag behind its references is not `ok`,
-whatever it says about syncing. The checks run in this order, and the first that
+whatever it reports about syncing. The checks run in this order, and the first that
 applies gives the state:
 
 | state | code | when |
@@ -79,7 +79,7 @@ class NodeSignals:
     """The signals of one poll of a node; None means the signal is unknown this poll."""
 
     failure: FailureKind | None = None
-    """Why the poll failed as a whole; None when the node responded."""
+    """Reason the poll failed as a whole; None when the node responded."""
     message: str | None = None
     """The failure's or the warm-up's message, shown as the reason."""
     warming_up: bool = False

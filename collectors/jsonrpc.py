@@ -419,7 +419,7 @@ def _cut(text: str, length: int = 200) -> str:
 
 
 def _transport_reason(err: httpx.TransportError) -> str:
-    # httpx wraps the OS error; its text ("[Errno 111] Connection refused") tells more
+    # httpx wraps the OS error. Its text ("[Errno 111] Connection refused") is more useful
     # than the class name, and it never contains the URL.
     cause = err.__cause__ or err.__context__
     return str(cause or err) or type(err).__name__

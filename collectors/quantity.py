@@ -15,7 +15,7 @@ Accepted Ethereum quantities (`parse_quantity`):
   JSON integer has only one meaning, and some proxies re-encode quantities that way.
 
 Rejected: `null`, `"0x"`, a decimal string such as `"123"` (hex or decimal cannot be
-told apart), negative values, booleans, fractional numbers, and anything else.
+distinguished), negative values, booleans, fractional numbers, and anything else.
 """
 
 from __future__ import annotations

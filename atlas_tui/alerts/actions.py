@@ -226,7 +226,7 @@ def _write_step(
     # The engine addresses acknowledge notices to the channels that received the
     # firing notice, as recorded in the stored instance. Filtering them by this
     # process's config would drop them all when `atlas alerts ack` runs without the
-    # daemon's --config. The daemon's sender knows the channels and decides per type.
+    # daemon's --config. The daemon's sender has the channel config and decides per channel type.
     notices = () if stored.silenced else step.notices
     planner = CyclePlanner(now)
     rule = _rule_for(config, stored)

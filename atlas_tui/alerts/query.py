@@ -9,7 +9,7 @@ decides per series how far back it needs every sample and whether it also needs
 its newest one. Two queries (`storage.recent.read_windows`) then fetch all the
 samples. `evaluate` calls `window`, `series` and `source_error`, which read only
 memory. A request the preload did not plan for falls back to `evaluate.StoreQuery`,
-so answers are always complete.
+so results are always complete.
 
 Invariants: answers equal those of `evaluate.StoreQuery` over raw samples, with
 windows `(now - duration, now]`. Everything is cached for one cycle (`now`), and a

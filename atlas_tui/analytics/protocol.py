@@ -178,7 +178,7 @@ KnownEvent = Union[AppLaunch, ScreenView, UserInteraction, Transaction, Performa
 """A validated event of schema 1."""
 
 Event = Annotated[KnownEvent, Field(discriminator="type")]
-"""Any event of schema 1, told apart by `type` (the validation type of `KnownEvent`)."""
+"""Any event of schema 1, distinguished by `type` (the validation type of `KnownEvent`)."""
 
 
 class Batch(BaseModel):
@@ -213,7 +213,7 @@ class ParsedEvent:
 
 @dataclass(frozen=True)
 class EventProblem:
-    """Why one event was rejected."""
+    """Reason one event was rejected."""
 
     event_id: str | None
     """The event's id if it had a readable one."""

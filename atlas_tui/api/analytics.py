@@ -191,7 +191,12 @@ async def handle_analytics_error(request: Request, exc: Exception) -> JSONRespon
     assert isinstance(exc, AnalyticsError)
     status, code, details, headers = _describe(exc)
     # A flooding device would fill the log with 429s, so those stay at DEBUG.
-    level = logging.ERROR if status >= 500 else logging.DEBUG if status == 429 else logging.INFO
+    if status >= 500:
+        level = logging.ERROR
+    elif status == 429:
+        level = logging.DEBUG
+    else:
+        level = logging.INFO
     logger.log(level, "analytics batch rejected status=%d code=%s client=%s", status, code, _masked_client(request))
     body = ErrorBody(error=ErrorDetail(code=code, message=str(exc), details=details))
     return JSONResponse(status_code=status, content=body.model_dump(), headers=headers)

@@ -2,7 +2,7 @@
 
 The main screen pushes it when the Alerts pane requests details (Enter) and hands
 it the `AlertDetail` once the data loop has read it (`show_detail`). Until then it
-shows `loading…`. `r` asks the main screen to read it again, escape closes it. It
+shows `loading…`. `r` requests a fresh read from the main screen, and escape closes it. It
 carries its own all-channels-down banner, so the banner is on every screen.
 Long values (labels, runbook URLs) wrap beside their name; timeline and delivery
 lines are cut with an ellipsis; the body scrolls.

@@ -113,7 +113,7 @@ def test_parse_retry_after(header: str | None, expected: float | None) -> None:
 
 
 async def test_hung_receiver_times_out(receiver: HttpReceiver) -> None:
-    """A receiver that accepts and never answers ends at the channel's timeout as a retry."""
+    """A receiver that accepts and never replies ends at the channel's timeout as a retry."""
     started = time.monotonic()
     result = await _send_with(receiver, Reply(hang=True), timeout=0.5)
     elapsed = time.monotonic() - started
@@ -123,7 +123,7 @@ async def test_hung_receiver_times_out(receiver: HttpReceiver) -> None:
 
 
 async def test_slow_receiver_times_out(receiver: HttpReceiver) -> None:
-    """A receiver answering after 120 s is abandoned at the timeout, not waited for."""
+    """A receiver replying after 120 s is abandoned at the timeout, not waited for."""
     started = time.monotonic()
     result = await _send_with(receiver, Reply(delay=120), timeout=0.5)
     assert result.error_class is ErrorClass.READ_TIMEOUT
