@@ -26,6 +26,7 @@ from atlas_tui.analytics.rollups import refresh
 from collectors.base import Sample
 from storage.analytics_rollups import HOUR, ReportFilter, read_hist
 from storage.db import DB_FILENAME, connect
+from storage.events import ingested_apps
 from storage.sessions import session_rows
 
 __all__ = ["HEALTH_WINDOW", "METRICS", "RATE_WINDOW", "AppHealthCollector"]
@@ -103,12 +104,14 @@ def _app_start(conn: sqlite3.Connection, now: float) -> list[Sample]:
 
 
 def _event_rate(conn: sqlite3.Connection, now: float) -> list[Sample]:
-    rows = conn.execute(
-        "SELECT app_id, coalesce(platform, ''), count(*) FROM analytics_events "
-        "WHERE received_at > ? AND received_at <= ? GROUP BY app_id, platform",
-        (now - RATE_WINDOW, now),
-    ).fetchall()
-    seen = {(app_id, platform): count for app_id, platform, count in rows}
+    seen: dict[tuple[str, str], int] = {}
+    for app in ingested_apps(conn):
+        for platform, count in conn.execute(
+            "SELECT coalesce(platform, ''), count(*) FROM analytics_events "
+            "WHERE app_id = ? AND received_at > ? AND received_at <= ? GROUP BY platform",
+            (app, now - RATE_WINDOW, now),
+        ):
+            seen[(app, platform)] = count
     # A platform that went quiet reports 0, so a rule on the rate can fire.
     for app_id, _version, platform, _received in conn.execute("SELECT * FROM analytics_last_event"):
         seen.setdefault((app_id, platform), 0)

@@ -10,6 +10,7 @@ two connections sending the same batch at once store it once.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections import Counter
@@ -21,10 +22,13 @@ from storage.db import transaction
 
 __all__ = [
     "CounterKey",
+    "add_counters",
+    "insert_events",
     "EventRow",
     "StoreOutcome",
     "count_events",
     "counter_key",
+    "ingested_apps",
     "read_counters",
     "read_event",
     "store_events",
@@ -37,7 +41,7 @@ CounterKey = tuple[str, str]
 """A counter's name and canonical JSON labels, as made by `counter_key`."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class EventRow:
     """One cleaned event, ready to store; times are UTC epoch seconds."""
 
@@ -73,21 +77,36 @@ class EventRow:
     """Wallet-guard rules that dropped values from this event; counted only if the row is stored."""
 
 
-_INSERT = """
-INSERT INTO analytics_events (
-    app_id, event_id, type, schema_version, schema_known, session_id, device_hash, user_hash,
-    app_version, platform, privacy_level, client_ts, sent_at, received_at, skew, event_ts,
-    future_clamped, ip_prefix, attrs, properties, extra, content_hash
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (app_id, event_id) DO NOTHING
-"""
-# Unlike INSERT OR IGNORE, which also skips rows that break NOT NULL or CHECK, this
-# skips only an already stored event id, so any other fault rolls the batch back.
+_COLUMNS = (
+    "app_id, event_id, type, schema_version, schema_known, session_id, device_hash, user_hash, app_version, "
+    "platform, privacy_level, client_ts, sent_at, received_at, skew, event_ts, future_clamped, ip_prefix, attrs, "
+    "properties, extra, content_hash"
+)
+_ROW_MARKS = "(" + ", ".join("?" * 22) + ")"
+_ROWS_PER_INSERT = 100
+"""Rows per INSERT statement: 2,200 bound values, below SQLite's limit of 32,766."""
+
+
+@functools.lru_cache(maxsize=_ROWS_PER_INSERT)
+def _insert_sql(rows: int) -> str:
+    # A plain INSERT: `insert_events` looked the ids up under the write lock, so a
+    # unique-key failure here is a fault and rolls the batch back.
+    return f"INSERT INTO analytics_events ({_COLUMNS}) VALUES " + ", ".join([_ROW_MARKS] * rows)
+
+
+_LOOKUP_CHUNK = 500
+"""Event ids per lookup query, below SQLite's default limit of 999 bound parameters in old builds."""
 
 
 def counter_key(name: str, **labels: str) -> CounterKey:
     """Build the key of counter `name` with `labels` in canonical form."""
-    return name, json.dumps(sorted(labels.items()), separators=(",", ":"))
+    return _counter_key(name, tuple(sorted(labels.items())))
+
+
+@functools.lru_cache(maxsize=1024)
+def _counter_key(name: str, labels: tuple[tuple[str, str], ...]) -> CounterKey:
+    # Cached: ingestion counts every row under one of a few keys.
+    return name, json.dumps(labels, separators=(",", ":"))
 
 
 def store_events(
@@ -109,14 +128,79 @@ def store_events(
         One outcome per row, in order.
     """
     totals: Counter[CounterKey] = Counter(counts)
-    outcomes: list[StoreOutcome] = []
     with transaction(conn):
-        for row in rows:
-            outcome = _insert(conn, row)
-            outcomes.append(outcome)
-            _count_outcome(totals, row, outcome)
-        _add_counters(conn, totals, now)
+        outcomes = insert_events(conn, rows, totals)
+        add_counters(conn, totals, now)
     return outcomes
+
+
+def insert_events(conn: sqlite3.Connection, rows: Sequence[EventRow], totals: Counter[CounterKey]) -> list[StoreOutcome]:
+    """Insert the rows not stored yet and add their outcomes to `totals`. **Writes**, in the caller's write transaction.
+
+    The caller must hold the write lock (BEGIN IMMEDIATE), so no other connection
+    can store one of these ids between the lookup and the insert. The new rows go
+    in with one `executemany`; an id repeated inside `rows` counts like a resend.
+
+    Returns:
+        One outcome per row, in order.
+    """
+    stored = _stored_hashes(conn, rows)
+    outcomes: list[StoreOutcome] = []
+    fresh: list[tuple[object, ...]] = []
+    conflicts: list[tuple[object, ...]] = []
+    for row in rows:
+        key = (row.app_id, row.event_id)
+        known = stored.get(key)
+        outcome: StoreOutcome
+        if known is None:
+            stored[key] = row.content_hash
+            fresh.append(_values(row))
+            outcome = "accepted"
+        elif known == row.content_hash:
+            outcome = "duplicate"
+        else:
+            conflicts.append(
+                (row.app_id, row.event_id, row.received_at, row.content_hash, known, _quarantine_json(row))
+            )
+            outcome = "conflict"
+        outcomes.append(outcome)
+        _count_outcome(totals, row, outcome)
+    for offset in range(0, len(fresh), _ROWS_PER_INSERT):
+        chunk = fresh[offset : offset + _ROWS_PER_INSERT]
+        # One statement for many rows: sqlite3 lets go of the GIL once per statement
+        # step, not once per row as `executemany` does, which matters to a writer
+        # thread beside a busy event loop.
+        conn.execute(_insert_sql(len(chunk)), [value for values in chunk for value in values])
+    if conflicts:
+        conn.executemany(
+            "INSERT INTO analytics_quarantine (app_id, event_id, received_at, content_hash, stored_content_hash, "
+            "event) VALUES (?, ?, ?, ?, ?, ?)",
+            conflicts,
+        )
+    return outcomes
+
+
+def add_counters(conn: sqlite3.Connection, totals: Mapping[CounterKey, int], now: float) -> None:
+    """Add `totals` to the ingest counters, stamped `now`. **Writes**, in the caller's transaction."""
+    conn.executemany(
+        "INSERT INTO analytics_counters (name, labels, value, updated_at) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (name, labels) DO UPDATE SET value = value + excluded.value, updated_at = excluded.updated_at",
+        [(name, labels, value, now) for (name, labels), value in totals.items() if value],
+    )
+
+
+def ingested_apps(conn: sqlite3.Connection) -> list[str]:
+    """Return the ids of the apps that have stored at least one event, from the counters. **Read-only.**
+
+    Receipt-time queries run once per app, because the index on receipt time starts
+    with `app_id`; the counters table is small and written with every batch.
+    """
+    apps: set[str] = set()
+    for (labels,) in conn.execute("SELECT labels FROM analytics_counters WHERE name = 'events_accepted'"):
+        app = dict(json.loads(labels)).get("app")
+        if isinstance(app, str):
+            apps.add(app)
+    return sorted(apps)
 
 
 def read_counters(conn: sqlite3.Connection) -> dict[CounterKey, int]:
@@ -143,21 +227,23 @@ def read_event(conn: sqlite3.Connection, app_id: str, event_id: str) -> dict[str
     return {column[0]: value for column, value in zip(cursor.description, row)}
 
 
-def _insert(conn: sqlite3.Connection, row: EventRow) -> StoreOutcome:
-    cursor = conn.execute(_INSERT, _values(row))
-    if cursor.rowcount == 1:
-        return "accepted"
-    stored = conn.execute(
-        "SELECT content_hash FROM analytics_events WHERE app_id = ? AND event_id = ?", (row.app_id, row.event_id)
-    ).fetchone()[0]
-    if stored == row.content_hash:
-        return "duplicate"
-    conn.execute(
-        "INSERT INTO analytics_quarantine (app_id, event_id, received_at, content_hash, stored_content_hash, event) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
-        (row.app_id, row.event_id, row.received_at, row.content_hash, stored, _quarantine_json(row)),
-    )
-    return "conflict"
+def _stored_hashes(conn: sqlite3.Connection, rows: Sequence[EventRow]) -> dict[tuple[str, str], str]:
+    """Return the content hash of every row's `(app_id, event_id)` that is already stored."""
+    ids: dict[str, set[str]] = {}
+    for row in rows:
+        ids.setdefault(row.app_id, set()).add(row.event_id)
+    stored: dict[tuple[str, str], str] = {}
+    for app_id, event_ids in ids.items():
+        wanted = sorted(event_ids)
+        for offset in range(0, len(wanted), _LOOKUP_CHUNK):
+            chunk = wanted[offset : offset + _LOOKUP_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for event_id, content_hash in conn.execute(
+                f"SELECT event_id, content_hash FROM analytics_events WHERE app_id = ? AND event_id IN ({marks})",
+                (app_id, *chunk),
+            ):
+                stored[(app_id, event_id)] = content_hash
+    return stored
 
 
 def _values(row: EventRow) -> tuple[object, ...]:
@@ -187,14 +273,6 @@ def _count_outcome(totals: Counter[CounterKey], row: EventRow, outcome: StoreOut
         totals[counter_key("schema_unknown", app=row.app_id)] += 1
     elif row.extra is not None:
         totals[counter_key("unknown_fields", app=row.app_id)] += 1
-
-
-def _add_counters(conn: sqlite3.Connection, totals: Mapping[CounterKey, int], now: float) -> None:
-    conn.executemany(
-        "INSERT INTO analytics_counters (name, labels, value, updated_at) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT (name, labels) DO UPDATE SET value = value + excluded.value, updated_at = excluded.updated_at",
-        [(name, labels, value, now) for (name, labels), value in totals.items() if value],
-    )
 
 
 def _quarantine_json(row: EventRow) -> str:

@@ -5,7 +5,8 @@
         ├── BatchRejectedError    the whole batch is rejected (size, JSON, envelope)
         ├── UnknownIngestKeyError the bearer token names no configured app
         ├── RateLimitedError      a device or the whole daemon is over its rate
-        └── HostSecretError       the pseudonymisation secret cannot be read or created
+        ├── HostSecretError       the pseudonymisation secret cannot be read or created
+        └── StoreWriteError       the store could not take the batch; nothing of it was stored
 
 Errors carry data only. `atlas_tui.api.analytics` turns them into HTTP responses
 with the body `{"error": {"code", "message", "details"}}`. A problem with one event
@@ -23,6 +24,7 @@ __all__ = [
     "BatchRejectedError",
     "HostSecretError",
     "RateLimitedError",
+    "StoreWriteError",
     "UnknownIngestKeyError",
 ]
 
@@ -77,3 +79,11 @@ class HostSecretError(AnalyticsError):
             f"cannot use the analytics host secret {path}: {reason}; fix the file's permissions, "
             "or move it aside to create a new secret (new pseudonyms start from then on)"
         )
+
+
+class StoreWriteError(AnalyticsError):
+    """Raised when the batch's transaction failed or the store cannot be opened; the batch was not stored."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path = path
+        super().__init__(f"cannot store the batch in {path}: {reason}; nothing was stored, resend the batch later")

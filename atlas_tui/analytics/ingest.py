@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -29,7 +30,7 @@ from atlas_tui.analytics.protocol import (
     PrivacyLevel,
     parse_event,
 )
-from storage.events import CounterKey, EventRow, counter_key, store_events
+from storage.events import CounterKey, EventRow, StoreOutcome, counter_key, store_events
 
 __all__ = [
     "MINIMAL_FIELDS",
@@ -37,6 +38,8 @@ __all__ = [
     "EventStatus",
     "IngestResponse",
     "PreparedBatch",
+    "batch_response",
+    "batch_response_json",
     "decode_batch",
     "prepare_batch",
     "store_batch",
@@ -50,6 +53,16 @@ _BASE_FIELDS = frozenset(
      "platform", "privacy_level", "properties")
 )  # fmt: skip
 _PRIVACY_LEVELS: tuple[PrivacyLevel, ...] = ("minimal", "standard", "full")
+_TYPE_FIELDS: dict[str, tuple[str, ...]] = {
+    model.model_fields["type"].annotation.__args__[0]: tuple(  # type: ignore[union-attr]
+        name for name in model.model_fields if name not in _BASE_FIELDS
+    )
+    for model in KnownEvent.__args__  # type: ignore[attr-defined]
+}
+"""Names of the per-type fields of each event type (`screen`, `amount`, …), stored in `attrs`."""
+_ENCODE = json.JSONEncoder(separators=(",", ":"), sort_keys=True, default=str).encode
+_ENCODE_RESPONSE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_ENCODE_CANONICAL = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode
 _TIME = TypeAdapter(AwareDatetime)
 
 
@@ -181,18 +194,57 @@ def prepare_batch(
 def store_batch(conn: sqlite3.Connection, prepared: PreparedBatch, now: float) -> IngestResponse:
     """Store the batch's rows in one transaction and build the response. **Writes.**"""
     outcomes = store_events(conn, [row for _, row in prepared.rows], prepared.counts, now)
+    return batch_response(prepared, outcomes, now)
+
+
+def batch_response(prepared: PreparedBatch, outcomes: Sequence[StoreOutcome], now: float) -> IngestResponse:
+    """Build the response from the prepared batch and the store's outcome for each of its rows."""
     statuses = list(prepared.statuses)
-    for (index, row), outcome in zip(prepared.rows, outcomes):
+    for (index, row), outcome in zip(prepared.rows, outcomes, strict=True):
         statuses[index] = _status_for(index, row, outcome)
     final = [status for status in statuses if status is not None]
     tally = Counter(status.status for status in final)
-    return IngestResponse(
+    # The statuses are built by this module, so they skip validation (a tenth of the request's time).
+    return IngestResponse.model_construct(
         received_at=now,
         accepted=tally["accepted"],
         duplicate=tally["duplicate"],
         rejected=tally["rejected"],
         events=final,
     )
+
+
+def batch_response_json(prepared: PreparedBatch, outcomes: Sequence[StoreOutcome], now: float) -> bytes:
+    """Return `batch_response(...).model_dump_json()`, built without a model per event.
+
+    The ingest route replies to every batch with this: building and serializing a
+    pydantic model per event took a tenth of the request's time.
+    """
+    statuses: list[dict[str, Any] | None] = [
+        None if status is None else status.model_dump() for status in prepared.statuses
+    ]
+    tally = Counter(status["status"] for status in statuses if status is not None)
+    for (index, row), outcome in zip(prepared.rows, outcomes, strict=True):
+        if outcome == "conflict":
+            statuses[index] = _status_for(index, row, outcome).model_dump()
+        elif outcome == "accepted":
+            warnings = ["future_clamped"] if row.future_clamped else []
+            if not row.schema_known:
+                warnings.append("schema_unknown")
+            statuses[index] = {"index": index, "event_id": row.event_id, "status": "accepted", "reason": None,
+                               "detail": None, "warnings": warnings}  # fmt: skip
+        else:
+            statuses[index] = {"index": index, "event_id": row.event_id, "status": "duplicate", "reason": None,
+                               "detail": None, "warnings": []}  # fmt: skip
+        tally[statuses[index]["status"]] += 1  # type: ignore[index]
+    body = {
+        "received_at": now,
+        "accepted": tally["accepted"],
+        "duplicate": tally["duplicate"],
+        "rejected": tally["rejected"],
+        "events": [status for status in statuses if status is not None],
+    }
+    return _ENCODE_RESPONSE(body).encode("utf-8")
 
 
 def _rate_keys(events: list[Any], pseudonymizer: Pseudonymizer) -> set[str]:
@@ -291,8 +343,8 @@ def _private_content(model: KnownEvent, context: _EventContext) -> _PrivateConte
     """Keep what the event's privacy level allows, with wallet secrets dropped and ids hashed."""
     level = model.privacy_level
     redactions: list[str] = []
-    fields = model.model_dump(mode="json", exclude=set(_BASE_FIELDS) | set(model.model_extra or {}))
-    fields.pop("type", None)
+    # The per-type fields are plain JSON values (str, float, bool or None) after validation.
+    fields = {name: getattr(model, name) for name in _TYPE_FIELDS[model.type]}
 
     properties: dict[str, Any] = {}
     if level == "full":
@@ -379,15 +431,18 @@ def _allowlist(context: _EventContext, event_type: str) -> list[str]:
 
 def _status_for(index: int, row: EventRow, outcome: str) -> EventStatus:
     if outcome == "conflict":
-        return EventStatus(
+        return EventStatus.model_construct(
             index=index, event_id=row.event_id, status="rejected", reason="dedup_conflict",
-            detail="this event_id is already stored with different content; the first copy is kept",
+            detail="this event_id is already stored with different content; the first copy is kept", warnings=[],
         )
     warnings = ["future_clamped"] if row.future_clamped else []
     if not row.schema_known:
         warnings.append("schema_unknown")
     status: Literal["accepted", "duplicate"] = "accepted" if outcome == "accepted" else "duplicate"
-    return EventStatus(index=index, event_id=row.event_id, status=status, warnings=warnings if status == "accepted" else [])
+    return EventStatus.model_construct(
+        index=index, event_id=row.event_id, status=status, reason=None, detail=None,
+        warnings=warnings if status == "accepted" else [],
+    )
 
 
 def _rejected(event_id: str | None, reason: str, detail: str) -> EventStatus:
@@ -417,8 +472,8 @@ def _text(value: object, limit: int = 256) -> str | None:
 
 
 def _json(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
+    return _ENCODE(value)
 
 
 def _canonical(raw: dict[str, Any]) -> bytes:
-    return json.dumps(raw, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode("utf-8")
+    return _ENCODE_CANONICAL(raw).encode("utf-8", "surrogatepass")

@@ -14,6 +14,7 @@ error: its `ParsedEvent.known` is False.
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union
@@ -224,6 +225,8 @@ class EventProblem:
 
 
 _EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(Event)
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+"""A UUID already in the form `str(uuid.UUID(...))` gives, as SDKs send it; it skips the parse."""
 
 
 def parse_event(raw: object, *, schema_known: bool = True) -> ParsedEvent | EventProblem:
@@ -257,6 +260,8 @@ def _event_id(raw: dict[str, Any]) -> str | EventProblem:
     value = raw.get("event_id")
     if value is None or value == "":
         return EventProblem(None, "missing_event_id", "event_id is required; send a UUID per event")
+    if isinstance(value, str) and _CANONICAL_UUID.fullmatch(value):
+        return value
     try:
         return str(uuid.UUID(str(value)))
     except ValueError:

@@ -52,6 +52,7 @@ from storage.analytics_rollups import (
     read_screen_devices,
 )
 from storage.db import transaction
+from storage.events import ingested_apps
 from storage.sessions import SessionRow, session_rows
 
 __all__ = ["TOP_ROWS", "build_summary", "percentile"]
@@ -324,16 +325,21 @@ def _ingest(conn: sqlite3.Connection, app: str | None, version: str | None, plat
             duplicate += value
         else:
             rejected[labels.get("reason", "")] += value
-    app_clause, params = ("AND app_id = ?", (app,)) if app is not None else ("", ())
-    recent = conn.execute(
-        f"SELECT count(*) FROM analytics_events WHERE received_at > ? AND received_at <= ? {app_clause}",
-        (now - _INGEST_RATE_WINDOW, now, *params),
-    ).fetchone()[0]
-    timing = conn.execute(
-        f"SELECT skew, received_at - event_ts FROM analytics_events WHERE received_at > ? AND received_at <= ? "
-        f"{app_clause} ORDER BY received_at DESC LIMIT 10000",
-        (now - _SKEW_WINDOW, now, *params),
-    ).fetchall()
+    # Per app, so each query runs on the (app_id, received_at) index.
+    recent = 0
+    timing: list[tuple[float | None, float]] = []
+    for app_id in [app] if app is not None else ingested_apps(conn):
+        recent += conn.execute(
+            "SELECT count(*) FROM analytics_events WHERE app_id = ? AND received_at > ? AND received_at <= ?",
+            (app_id, now - _INGEST_RATE_WINDOW, now),
+        ).fetchone()[0]
+        timing.extend(
+            conn.execute(
+                "SELECT skew, received_at - event_ts FROM analytics_events WHERE app_id = ? AND received_at > ? "
+                "AND received_at <= ? ORDER BY received_at DESC LIMIT 10000",
+                (app_id, now - _SKEW_WINDOW, now),
+            ).fetchall()
+        )
     skews = [(row[0], 1) for row in timing if row[0] is not None]
     last = [
         LastEvent(app=a, version=v, platform=p, received_at=r)

@@ -3,12 +3,14 @@
 `install` adds the router to the app from `create_api`, with the per-app ingest
 state and the error handler. A request goes through: ingest key → daemon-wide rate
 → body read in chunks under the size limits → `decode_batch` → `prepare_batch` →
-per-device rate → `store_batch` in FastAPI's thread pool on a connection opened for
-that request alone. Only this module reads the clock for ingestion.
+per-device rate → the app's `BatchWriter`, which stores the batches of concurrent
+requests in one transaction, a savepoint each, and replies after COMMIT. Only this
+module reads the clock for ingestion.
 
 Errors have the body `{"error": {"code", "message", "details"}}`: 400 invalid JSON
 or envelope, 401 unknown ingest key, 413 too large, 415 unsupported encoding, 429
-over a rate (with `Retry-After`), 503 store or host secret unavailable.
+over a rate (with `Retry-After`), 503 store or host secret unavailable (nothing of
+the batch stored).
 
 `GET /api/analytics` is read-only: it returns `reports.build_summary` over the
 rollups as the daemon's `app_health` collector last refreshed them.
@@ -16,8 +18,10 @@ rollups as the daemon's `app_health` collector last refreshed them.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -27,7 +31,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from atlas_tui.analytics.body import BodyReader
 from atlas_tui.analytics.config import AnalyticsConfig
@@ -36,17 +40,21 @@ from atlas_tui.analytics.errors import (
     BatchRejectedError,
     HostSecretError,
     RateLimitedError,
+    StoreWriteError,
     UnknownIngestKeyError,
 )
 from atlas_tui.analytics.models import AnalyticsSummary
 from atlas_tui.analytics.reports import build_summary
-from atlas_tui.analytics.ingest import IngestResponse, PreparedBatch, decode_batch, prepare_batch, store_batch
+from atlas_tui.analytics.ingest import IngestResponse, batch_response_json, decode_batch, prepare_batch
 from atlas_tui.analytics.privacy import Pseudonymizer, load_host_secret, mask_ip
 from atlas_tui.analytics.protocol import Batch
 from atlas_tui.analytics.ratelimit import RateLimiter
+from atlas_tui.analytics.writer import BatchWriter
 from atlas_tui.api.alerts import ErrorBody, ErrorDetail
 from atlas_tui.api.context import ApiContext, get_context
 from atlas_tui.config import Config
+from storage.db import DB_FILENAME, connect
+from storage.errors import StorageError
 
 __all__ = ["DEFAULT_SUMMARY_WINDOW", "IngestState", "get_summary", "handle_analytics_error", "install", "router"]
 
@@ -70,6 +78,8 @@ class IngestState:
     """Clock of the rate limiters."""
     daemon_limiter: RateLimiter = field(init=False)
     device_limiter: RateLimiter = field(init=False)
+    writer: BatchWriter = field(init=False)
+    """Stores the batches; started on the first batch, closed when the app shuts down."""
     _pseudonymizer: Pseudonymizer | None = field(default=None, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
@@ -78,6 +88,18 @@ class IngestState:
         self.daemon_limiter = RateLimiter("daemon", limits.daemon_batches_per_second, limits.daemon_batches_per_second)
         per_minute = limits.device_batches_per_minute
         self.device_limiter = RateLimiter("device", per_minute / 60.0, per_minute)
+        self.writer = BatchWriter(self._open_store)
+
+    @property
+    def store_path(self) -> Path:
+        """The store file batches are written to."""
+        return self.data_dir / DB_FILENAME
+
+    def _open_store(self) -> sqlite3.Connection:
+        # `connect` would create a missing file; a daemon whose store is gone must say so instead.
+        if not self.store_path.is_file():
+            raise StorageError(f"store not found: {self.store_path}")
+        return connect(self.store_path)
 
     def app_for(self, authorization: str | None) -> str:
         """Return the app id of the request's bearer token.
@@ -94,6 +116,10 @@ class IngestState:
                 return app_id
         raise UnknownIngestKeyError()
 
+    def loaded_pseudonymizer(self) -> Pseudonymizer | None:
+        """Return the keyed hasher if the host secret was already read, without touching the disk."""
+        return self._pseudonymizer
+
     def pseudonymizer(self) -> Pseudonymizer:
         """Return the keyed hasher, reading or creating the host secret on first use."""
         with self._lock:
@@ -106,7 +132,9 @@ def install(app: FastAPI) -> None:
     """Add the analytics routes, their state and error handler to `app` (built by `create_api`)."""
     context: ApiContext = app.state.context
     config: Config = app.state.config
-    app.state.analytics = IngestState(config.analytics, context.data_dir)
+    state = IngestState(config.analytics, context.data_dir)
+    app.state.analytics = state
+    app.router.on_shutdown.append(state.writer.close)
     app.include_router(router)
     app.add_exception_handler(AnalyticsError, handle_analytics_error)
     _document_batch(app)
@@ -130,7 +158,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("/events", response_model=IngestResponse, responses=_ERRORS, openapi_extra=_BATCH_BODY)
-async def post_events(request: Request, context: ApiContext = Depends(get_context)) -> IngestResponse:
+async def post_events(request: Request, context: ApiContext = Depends(get_context)) -> Response:
     """Store a batch of SDK events and return one status per event.
 
     Events already stored (same app and `event_id`) are reported `duplicate` and not
@@ -147,19 +175,19 @@ async def post_events(request: Request, context: ApiContext = Depends(get_contex
 
     now = context.clock()
     client_ip = request.client.host if request.client else None
-    pseudonymizer = await run_in_threadpool(state.pseudonymizer)
-    prepared = await run_in_threadpool(
-        lambda: prepare_batch(
-            envelope, app_id=app_id, config=state.config, pseudonymizer=pseudonymizer, client_ip=client_ip, now=now
-        )
+    pseudonymizer = state.loaded_pseudonymizer() or await run_in_threadpool(state.pseudonymizer)
+    # Preparing is pure CPU under the GIL: a worker thread would only add hand-offs.
+    prepared = prepare_batch(
+        envelope, app_id=app_id, config=state.config, pseudonymizer=pseudonymizer, client_ip=client_ip, now=now
     )
     state.device_limiter.acquire(prepared.device_hashes, state.monotonic())
-    response = await run_in_threadpool(_store, context, prepared, now)
-    logger.debug(
-        "analytics batch stored app=%s accepted=%d duplicate=%d rejected=%d",
-        app_id, response.accepted, response.duplicate, response.rejected,
-    )
-    return response
+    try:
+        outcomes = await state.writer.store([row for _, row in prepared.rows], prepared.counts, now)
+    except (sqlite3.Error, StorageError) as err:
+        raise StoreWriteError(state.store_path, str(err)) from err
+    logger.debug("analytics batch stored app=%s rows=%d events=%d", app_id, len(prepared.rows), len(prepared.statuses))
+    # Serialized here, not by FastAPI's response_model, which would validate every status again.
+    return Response(batch_response_json(prepared, outcomes, now), media_type="application/json")
 
 
 @router.get("", response_model=AnalyticsSummary)
@@ -206,11 +234,6 @@ def _masked_client(request: Request) -> str | None:
     return mask_ip(request.client.host) if request.client else None
 
 
-def _store(context: ApiContext, prepared: PreparedBatch, now: float) -> IngestResponse:
-    with context.read_connection() as conn:
-        return store_batch(conn, prepared, now)
-
-
 def _describe(exc: AnalyticsError) -> tuple[int, str, dict[str, str], dict[str, str]]:
     if isinstance(exc, BatchRejectedError):
         return exc.status_code, exc.code, exc.details, {}
@@ -221,6 +244,8 @@ def _describe(exc: AnalyticsError) -> tuple[int, str, dict[str, str], dict[str, 
         return 429, "rate_limited", {"scope": exc.scope, "retry_after": retry}, {"Retry-After": retry}
     if isinstance(exc, HostSecretError):
         return 503, "host_secret_unavailable", {"path": str(exc.path)}, {}
+    if isinstance(exc, StoreWriteError):
+        return 503, "store_unavailable", {"path": str(exc.path)}, {"Retry-After": "5"}
     return 500, "analytics_error", {}, {}  # pragma: no cover - every subclass is listed above
 
 

@@ -82,7 +82,10 @@ class ApiServer:
             ApiBindError: the port is in use or not allowed.
         """
         requested = self._address[1]
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP, not 0: asyncio turns Nagle's algorithm off only on sockets that
+        # name TCP, and with it on, each kept-alive response waited ~40 ms for the
+        # client's delayed ACK between its header and body writes.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((API_HOST, requested))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import socket
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import closing
@@ -79,3 +80,21 @@ async def test_gzip_over_http(server: ApiServer) -> None:
 
     assert response.status_code == 200
     assert response.json()["accepted"] == 1
+
+
+async def test_accepted_connections_send_without_delay(server: ApiServer) -> None:
+    """Accepted sockets have Nagle's algorithm off, so a kept-alive response is not held for a delayed ACK."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n".encode())
+        await writer.drain()
+        await asyncio.wait_for(reader.readline(), timeout=5.0)
+        connections = list(server._server.server_state.connections)  # noqa: SLF001 - the accepted sockets
+        options = [
+            connection.transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            for connection in connections
+        ]
+    finally:
+        writer.close()
+    assert options
+    assert all(options)
