@@ -20,6 +20,10 @@ backoff (1, 2, 4 … 300 s with jitter), or exactly `Retry-After` on a 429, and 
 the whole channel for as long. `misconfigured` moves the row to `held` and stops the channel
 until its config changes. `failed` dead-letters the row.
 
+An Alertmanager channel's worker also re-sends the channel's open incidents every
+`resend_interval`, between two notices (`atlas_tui.alerts.resend`), because
+Alertmanager resolves an alert that is not sent again.
+
 Invariants: delivery is at least once. A row stays pending until its outcome is
 committed, so a send that was interrupted by a stop, a crash or a timeout is sent
 again (with the same `notice_id`, which is the `webhook-id` and the email
@@ -52,11 +56,13 @@ from pydantic import ValidationError
 
 from atlas_tui.alerts.channels.dispatch import BACKOFF_CAP, RandomSource, RateLimiter, backoff, send, should_send
 from atlas_tui.alerts.channels.http_delivery import new_client
-from atlas_tui.alerts.channels.message import Notice
+from atlas_tui.alerts.channels.message import Notice, NoticeGroup
 from atlas_tui.alerts.channels.models import ChannelConfig, EmailChannel
 from atlas_tui.alerts.channels.result import DeliveryResult, DeliveryStatus, ErrorClass
 from atlas_tui.alerts.channels.smtp_session import PROBE_TIMEOUT
 from atlas_tui.alerts.fallback import CriticalFallback
+from atlas_tui.alerts.resend import Resender, resender_for
+from atlas_tui.alerts.rules import load_rules
 from atlas_tui.config import Config
 from storage.db import open_store
 from storage.outbox import (
@@ -199,7 +205,11 @@ class OutboxSender:
             backoff_cap=backoff_cap, external_url=external_url, stopping=self._stopping,
             client_factory=client_factory or (lambda _config: new_client()),
         )
-        self._workers = [_ChannelWorker(name, channel, settings) for name, channel in config.channels.items()]
+        rules = load_rules(config.alert_rules).rules
+        self._workers = [
+            _ChannelWorker(name, channel, settings, resender_for(name, channel, rules))
+            for name, channel in config.channels.items()
+        ]
         self._fallback = CriticalFallback(config, data_dir, clock=clock) if fallback and config.channels else None
 
     async def run(self) -> None:
@@ -279,10 +289,13 @@ class _WorkerSettings:
 class _ChannelWorker:
     """Deliver one channel's rows in order, paced by its own limiter, with its own connection."""
 
-    def __init__(self, name: str, channel: ChannelConfig, settings: _WorkerSettings) -> None:
+    def __init__(
+        self, name: str, channel: ChannelConfig, settings: _WorkerSettings, resender: Resender | None = None
+    ) -> None:
         self.name = name
         self.channel = channel
         self.settings = settings
+        self.resender = resender
         self.wake = asyncio.Event()
         self.limiter = RateLimiter.for_channel(channel)
         self.failures = 0
@@ -325,6 +338,9 @@ class _ChannelWorker:
         if ready_in > 0:
             await self._wait(ready_in)
             return
+        if self.resender is not None and self.resender.due_in(now) == 0:
+            await self._resend(conn, self.resender, now)
+            return
         row = await self._blocking(next_due, conn, self.name, now)
         if row is None:
             await self._idle(conn, now)
@@ -355,6 +371,8 @@ class _ChannelWorker:
     async def _idle(self, conn: sqlite3.Connection, now: float) -> None:
         due = await self._blocking(next_due_at, conn, self.name)
         wait = self.settings.poll_interval if due is None else due - now
+        if self.resender is not None:
+            wait = min(wait, self.resender.due_in(now))
         await self._wait(min(max(wait, 0.0), self.settings.poll_interval))
 
     async def _refresh_misconfigured(self, conn: sqlite3.Connection) -> None:
@@ -373,7 +391,7 @@ class _ChannelWorker:
             return
         if not self.limiter.try_acquire(now):
             return
-        result = await self._send(row, checked, now)
+        result = await self._send(row.notice_id, checked, now)
         if result is None:
             return
         ended = self.settings.clock()
@@ -402,8 +420,17 @@ class _ChannelWorker:
                                   sent=False)
         return notice
 
-    async def _send(self, row: OutboxRow, notice: Notice, now: float) -> DeliveryResult | None:
-        """Send one notice; None when `stop()` interrupted the send, so the row stays pending."""
+    async def _resend(self, conn: sqlite3.Connection, resender: Resender, now: float) -> None:
+        """Re-send the channel's open incidents as one group; a failure waits for the next interval."""
+        group = await self._blocking(resender.collect, conn, now)
+        result = None
+        if group is not None and self.limiter.try_acquire(now):
+            result = await self._send(group.notice_id, group, now)
+        count = len(group.notices) if group is not None else 0
+        resender.finished(result, count, self.settings.clock())
+
+    async def _send(self, notice_id: str, notice: Notice | NoticeGroup, now: float) -> DeliveryResult | None:
+        """Send one notice or group; None when `stop()` interrupted the send, so a row stays pending."""
         inflight = asyncio.create_task(self._bounded_send(notice, now))
         self._inflight = inflight
         try:
@@ -414,11 +441,11 @@ class _ChannelWorker:
         finally:
             self._inflight = None
         if inflight.cancelled():
-            logger.info("send interrupted by stop channel=%s notice=%s", self.name, row.notice_id)
+            logger.info("send interrupted by stop channel=%s notice=%s", self.name, notice_id)
             return None
         return inflight.result()
 
-    async def _bounded_send(self, notice: Notice, now: float) -> DeliveryResult:
+    async def _bounded_send(self, notice: Notice | NoticeGroup, now: float) -> DeliveryResult:
         # The channels bound each step by `timeout`; this outer bound catches a
         # receiver that keeps a session alive one slow step after another.
         bound = _SEND_BOUND_FACTOR * self.channel.timeout + PROBE_TIMEOUT

@@ -1,4 +1,4 @@
-"""Notification channels: email (SMTP), Slack incoming webhooks and signed generic webhooks.
+"""Notification channels: email (SMTP), Slack incoming webhooks, signed generic webhooks and Alertmanager.
 
 Where this sits: the engine writes a `Notice` into the outbox in the same
 transaction as the state change. The outbox worker later calls `send` once per
@@ -31,6 +31,7 @@ from atlas_tui.alerts.channels.errors import (
 )
 from atlas_tui.alerts.channels.message import Ack, Annotations, Notice, NoticeGroup, NoticeKind, as_group
 from atlas_tui.alerts.channels.models import (
+    AlertmanagerChannel,
     ChannelConfig,
     ChannelsConfig,
     EmailChannel,
@@ -45,6 +46,7 @@ from atlas_tui.alerts.channels.signing import verify_standard_webhook
 __all__ = [
     "BACKOFF_CAP",
     "Ack",
+    "AlertmanagerChannel",
     "Annotations",
     "ChannelConfig",
     "ChannelError",

@@ -25,12 +25,19 @@ from typing import Protocol
 
 import httpx
 
+from atlas_tui.alerts.channels.alertmanager_api import send_alertmanager
 from atlas_tui.alerts.channels.credentials import redact_url
 from atlas_tui.alerts.channels.email import send_email
 from atlas_tui.alerts.channels.errors import SecretError, SecretInvalidError
 from atlas_tui.alerts.channels.http_delivery import new_client
 from atlas_tui.alerts.channels.message import Notice, NoticeGroup, as_group
-from atlas_tui.alerts.channels.models import ChannelConfig, EmailChannel, SlackChannel, WebhookChannel
+from atlas_tui.alerts.channels.models import (
+    AlertmanagerChannel,
+    ChannelConfig,
+    EmailChannel,
+    SlackChannel,
+    WebhookChannel,
+)
 from atlas_tui.alerts.channels.result import DeliveryResult, DeliveryStatus, ErrorClass
 from atlas_tui.alerts.channels.slack import send_slack
 from atlas_tui.alerts.channels.webhook import send_webhook
@@ -184,7 +191,7 @@ async def _send(
 
 async def _send_http(
     channel: str,
-    config: SlackChannel | WebhookChannel,
+    config: SlackChannel | WebhookChannel | AlertmanagerChannel,
     group: NoticeGroup,
     *,
     now: float,
@@ -193,12 +200,14 @@ async def _send_http(
 ) -> DeliveryResult:
     if isinstance(config, SlackChannel):
         return await send_slack(channel, config, group, client=client, now=now)
+    if isinstance(config, AlertmanagerChannel):
+        return await send_alertmanager(channel, config, group, client=client, now=now)
     return await send_webhook(channel, config, group, client=client, now=now, external_url=external_url)
 
 
 def _target(config: ChannelConfig) -> str:
     if isinstance(config, EmailChannel):
         return f"{config.host}:{config.smtp_port}"
-    if isinstance(config, WebhookChannel):
+    if isinstance(config, (WebhookChannel, AlertmanagerChannel)):
         return redact_url(config.url)
     return "slack"

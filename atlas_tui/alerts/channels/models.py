@@ -7,7 +7,9 @@
             "from": "atlas@example.org", "to": ["oncall@example.org"]},
   "slack": {"type": "slack", "webhook_url_env": "ATLAS_SLACK_WEBHOOK_URL"},
   "ops-webhook": {"type": "webhook", "url": "https://hooks.example.org/atlas",
-                  "secret_env": "ATLAS_WEBHOOK_SECRET", "format": "standard"}
+                  "secret_env": "ATLAS_WEBHOOK_SECRET", "format": "standard"},
+  "alertmanager": {"type": "alertmanager", "url": "http://alertmanager.example.org:9093",
+                   "resend_interval": "1m", "external_labels": {"dc": "fra1"}}
 }
 ```
 
@@ -19,6 +21,7 @@ never contains them.
 
 from __future__ import annotations
 
+import re
 from email.utils import parseaddr
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -28,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator,
 from atlas_tui.durations import Duration
 
 __all__ = [
+    "AlertmanagerChannel",
     "ChannelConfig",
     "ChannelsConfig",
     "EmailChannel",
@@ -40,6 +44,7 @@ TlsMode = Literal["starttls", "implicit", "none"]
 WebhookFormat = Literal["standard", "alertmanager_v4"]
 
 _DEFAULT_SMTP_PORTS: dict[str, int] = {"starttls": 587, "implicit": 465, "none": 25}
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
 class _Channel(BaseModel):
@@ -162,8 +167,55 @@ class WebhookChannel(_Channel):
         return self
 
 
-ChannelConfig = Annotated[EmailChannel | SlackChannel | WebhookChannel, Field(discriminator="type")]
-"""One channel's config; the `type` key selects email, slack or webhook."""
+class AlertmanagerChannel(_Channel):
+    """Alertmanager's API v2: alerts go to `<url>/api/v2/alerts` and are re-sent while open."""
+
+    type: Literal["alertmanager"]
+    """Selects this model."""
+    url: str
+    """Base URL of the Alertmanager (`http://alertmanager:9093`), with its route prefix if it has one."""
+    resend_interval: Duration = Field(default=60.0, ge=1.0, le=3600.0)
+    """Time between two re-sends of every open incident. Each alert is sent with an
+    `endsAt` four intervals ahead, so Alertmanager resolves it by itself when the
+    daemon stops sending."""
+    external_labels: dict[str, str] = Field(default_factory=dict)
+    """Labels added to every alert that has no label of that name (`{"dc": "fra1"}`).
+    `host` defaults to this machine's host name. Set it here to name the daemon differently."""
+    bearer_token_env: str | None = None
+    """Environment variable holding a bearer token for an Alertmanager behind an authenticating proxy."""
+    bearer_token_file: str | None = None
+    """File holding the bearer token, as an alternative to `bearer_token_env`."""
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("expected an http:// or https:// URL with a host, such as http://127.0.0.1:9093")
+        if parts.query or parts.fragment:
+            raise ValueError("expected the Alertmanager's base URL without a query or fragment")
+        return value.rstrip("/")
+
+    @field_validator("external_labels")
+    @classmethod
+    def _check_labels(cls, labels: dict[str, str]) -> dict[str, str]:
+        invalid = [name for name in labels if not _LABEL_NAME.fullmatch(name) or name.startswith("__")]
+        if invalid:
+            raise ValueError(
+                f"invalid label name {invalid[0]!r}; use letters, digits and _, not starting with a digit or __"
+            )
+        return labels
+
+    @model_validator(mode="after")
+    def _check_token(self) -> AlertmanagerChannel:
+        _at_most_one(self.bearer_token_env, self.bearer_token_file, "bearer_token_env", "bearer_token_file")
+        return self
+
+
+ChannelConfig = Annotated[
+    EmailChannel | SlackChannel | WebhookChannel | AlertmanagerChannel, Field(discriminator="type")
+]
+"""One channel's config; the `type` key selects email, slack, webhook or alertmanager."""
 
 ChannelsConfig = dict[str, ChannelConfig]
 """The `channels` section: channel name to its config."""
