@@ -12,6 +12,9 @@ Invariants:
   connection is used by one thread at a time.
 - A write that has started finishes before the connection closes, even when `run()`
   is cancelled. `stop()` returns after that write commits.
+- `reconfigure()` swaps the collectors without closing the store: the old scheduler
+  finishes its cycles in progress before the new one starts, so writes never overlap.
+- Write listeners run on the event loop after each committed write and must not block.
 """
 
 from __future__ import annotations
@@ -85,14 +88,15 @@ class CollectionPipeline:
             clock: Wall clock in UTC epoch seconds for sample timestamps.
         """
         self._data_dir = Path(data_dir)
-        collectors, timeouts = build_collectors(config, self._data_dir, self.statuses)
-        self._scheduler = Scheduler(collectors, self._write_cycle, timeouts=timeouts, clock=clock)
+        self._clock = clock
+        self._scheduler = self._build_scheduler(config)
+        self._stopping = False
+        self._listeners: list[Callable[[list[Sample]], None]] = []
         self._conn: sqlite3.Connection | None = None
         self._write_lock = asyncio.Lock()
         self._latest: dict[tuple[str, Labels], Sample] = {}
         self._started = False
         self._finished = asyncio.Event()
-        self._clock = clock
         self._statuses_written: tuple[object, ...] | None = None
         self._statuses_written_at = 0.0
 
@@ -107,16 +111,36 @@ class CollectionPipeline:
         try:
             self._conn = await asyncio.to_thread(open_store, self._data_dir)
             logger.info("collection started data_dir=%s", self._data_dir)
-            await self._scheduler.run()
+            while True:
+                scheduler = self._scheduler
+                await scheduler.run()
+                # A reconfigure() stopped this scheduler and left its successor to run.
+                if self._stopping or scheduler is self._scheduler:
+                    break
         finally:
             await self._close()
             self._finished.set()
 
     async def stop(self) -> None:
         """Stop the collectors and return once `run()` has finished its last write."""
+        self._stopping = True
         self._scheduler.stop()
         if self._started:
             await self._finished.wait()
+
+    def reconfigure(self, config: Config) -> None:
+        """Replace the collectors with those `config` enables; the store stays open.
+
+        The current scheduler is asked to stop, and `run()` starts the new one once its
+        cycles in progress have been written. Collector statuses start afresh.
+        """
+        old, self._scheduler = self._scheduler, self._build_scheduler(config)
+        old.stop()
+        logger.info("collectors reconfigured collectors=%s", ",".join(s.name for s in self._scheduler.statuses()))
+
+    def add_write_listener(self, listener: Callable[[list[Sample]], None]) -> None:
+        """Call `listener` with each cycle's samples after they are committed to the store."""
+        self._listeners.append(listener)
 
     def statuses(self) -> list[CollectorStatus]:
         """Return copies of the collector statuses after their latest cycles."""
@@ -150,6 +174,19 @@ class CollectionPipeline:
             self._statuses_written, self._statuses_written_at = fingerprint, now
         for sample in samples:
             self._latest[(sample.name, sample.labels)] = sample
+        if samples:
+            self._notify(samples)
+
+    def _build_scheduler(self, config: Config) -> Scheduler:
+        collectors, timeouts = build_collectors(config, self._data_dir, self.statuses)
+        return Scheduler(collectors, self._write_cycle, timeouts=timeouts, clock=self._clock)
+
+    def _notify(self, samples: list[Sample]) -> None:
+        for listener in self._listeners:
+            try:
+                listener(samples)
+            except Exception:  # noqa: BLE001 - worker boundary: a listener must not stop collection
+                logger.exception("write listener failed listener=%r samples=%d", listener, len(samples))
 
     async def _close(self) -> None:
         async with self._write_lock:

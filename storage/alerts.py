@@ -47,6 +47,7 @@ __all__ = [
     "StateFormatError",
     "StoredInstance",
     "alert_history",
+    "events_after",
     "delete_old_history",
     "get_alert",
     "get_silence",
@@ -306,6 +307,25 @@ def alert_history(conn: sqlite3.Connection, ref: str, limit: int = 500) -> list[
         (found[0], limit),
     ).fetchall()
     return [_event_record(row) for row in reversed(rows)]
+
+
+def events_after(conn: sqlite3.Connection, after_id: int | None, limit: int = 1000) -> tuple[list[AlertEventRecord], int]:
+    """Return history rows with an id above `after_id`, oldest first, and the highest id.
+
+    `after_id` None returns no rows, only the highest id, which a reader keeps as its
+    starting point. The highest id is 0 in an empty table and is the last row's id
+    when `limit` cut the list. **Read-only**, one short deferred transaction.
+    """
+    with transaction(conn, immediate=False):
+        top = int(conn.execute("SELECT coalesce(max(id), 0) FROM alert_events").fetchone()[0])
+        if after_id is None:
+            return [], top
+        rows = conn.execute(
+            f"SELECT {_EVENT_COLUMNS} FROM alert_events WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
+            (after_id, top, limit),
+        ).fetchall()
+    records = [_event_record(row) for row in rows]
+    return records, (records[-1].event_id if len(records) == limit else max(top, after_id))
 
 
 def read_engine_state(conn: sqlite3.Connection) -> EngineStatus:

@@ -58,6 +58,10 @@ class SeriesRange:
     """Seconds per point (bucket width); 0.0 when raw samples are returned one by one."""
     points: tuple[Point, ...]
     """Points in time order."""
+    tier: str = "raw"
+    """Table the points were read from, finest first: `raw`, `minute` (rollups up to
+    the minute watermark, raw samples after it) or `hour` (hour, then minute rollups,
+    then raw samples)."""
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,7 @@ def range_query(
     end: float,
     labels: Mapping[str, str] | None = None,
     max_points: int | None = None,
+    step: float | None = None,
 ) -> list[SeriesRange]:
     """Return the points of each matching series over `[start, end]`, sorted by labels.
 
@@ -146,10 +151,16 @@ def range_query(
     keeps stable buckets between refreshes. Series without data in the range are
     left out.
 
+    With `step` (seconds) instead, the preferred tier is the coarsest one whose bucket
+    width divides `step`, and points are merged into buckets of `step` aligned to its
+    multiples. When step 2 falls back to a coarser tier, the width is rounded up to a
+    multiple of that tier's buckets. `SeriesRange.resolution` gives the width used.
+
     Raises:
-        ValueError: `end` is before `start`, or `max_points` is less than 2.
+        ValueError: `end` is before `start`, `max_points` is less than 2, `step` is
+            not positive, or both `max_points` and `step` are given.
     """
-    _check_arguments(start, end, max_points)
+    _check_arguments(start, end, max_points, step)
     start_ms, end_ms = to_ms(start), to_ms(end)
 
     with transaction(conn, immediate=False):
@@ -157,20 +168,24 @@ def range_query(
         if not series:
             return []
         ids = ids_json(series)
-        tier = _choose_tier(conn, ids, len(series), start_ms, end_ms, max_points)
+        tier = _choose_tier(conn, ids, len(series), start_ms, end_ms, max_points, step)
         low = floor_ms(start_ms, max(tier.resolution_ms, 1))
-        step_ms = _step_ms(tier, end_ms - low, max_points)
+        step_ms = _step_ms(tier, end_ms - low, max_points, step)
         bounds = _bounds(tier, read_watermarks(conn), low, end_ms)
         rows = conn.execute(_RANGE, (ids, *bounds, end_ms, step_ms)).fetchall()
 
-    return _series_ranges(series, rows, step_ms)
+    return _series_ranges(series, rows, step_ms, tier)
 
 
-def _check_arguments(start: float, end: float, max_points: int | None) -> None:
+def _check_arguments(start: float, end: float, max_points: int | None, step: float | None) -> None:
     if end < start:
         raise ValueError(f"invalid range: end {end} is before start {start}")
     if max_points is not None and max_points < 2:
         raise ValueError(f"invalid max_points {max_points}; ask for at least 2 points")
+    if step is not None and max_points is not None:
+        raise ValueError("give either max_points or step, not both")
+    if step is not None and not step > 0:
+        raise ValueError(f"invalid step {step}; it must be positive seconds")
 
 
 def _choose_tier(
@@ -180,8 +195,9 @@ def _choose_tier(
     start_ms: int,
     end_ms: int,
     max_points: int | None,
+    step: float | None = None,
 ) -> _Tier:
-    preferred = _preferred_tier(conn, ids, series_count, start_ms, end_ms, max_points)
+    preferred = _preferred_tier(conn, ids, series_count, start_ms, end_ms, max_points, step)
     oldest = _effective_oldest(conn, ids)
     candidates = _TIERS[_TIERS.index(preferred) :]
     for tier in candidates:
@@ -205,8 +221,12 @@ def _preferred_tier(
     start_ms: int,
     end_ms: int,
     max_points: int | None,
+    step: float | None = None,
 ) -> _Tier:
     span_ms = end_ms - start_ms
+    if step is not None:
+        step_ms = to_ms(step)
+        return max((t for t in _TIERS if step_ms % max(t.resolution_ms, 1) == 0), key=lambda t: t.resolution_ms)
     if max_points is not None:
         width = span_ms / max_points
         return max((t for t in _TIERS if t.resolution_ms <= width), key=lambda t: t.resolution_ms)
@@ -228,8 +248,10 @@ def _effective_oldest(conn: sqlite3.Connection, ids: str) -> dict[str, int | Non
     }
 
 
-def _step_ms(tier: _Tier, span_ms: int, max_points: int | None) -> int:
+def _step_ms(tier: _Tier, span_ms: int, max_points: int | None, step: float | None = None) -> int:
     unit = max(tier.resolution_ms, 1)
+    if step is not None:
+        return max(unit, math.ceil(to_ms(step) / unit) * unit)
     if max_points is None:
         return unit
 
@@ -248,7 +270,10 @@ def _bounds(tier: _Tier, marks: dict[str, int], low: int, end_ms: int) -> tuple[
 
 
 def _series_ranges(
-    series: list[SeriesRow], rows: list[tuple[int, int, float, float, float, int]], step_ms: int
+    series: list[SeriesRow],
+    rows: list[tuple[int, int, float, float, float, int]],
+    step_ms: int,
+    tier: _Tier,
 ) -> list[SeriesRange]:
     points: dict[int, list[Point]] = {}
     for series_id, bucket, low, high, total, count in rows:
@@ -257,7 +282,7 @@ def _series_ranges(
 
     resolution = from_ms(step_ms) if step_ms > 1 else 0.0
     return [
-        SeriesRange(s.name, s.labels, resolution, tuple(points[s.id]))
+        SeriesRange(s.name, s.labels, resolution, tuple(points[s.id]), tier.name)
         for s in series
         if s.id in points
     ]

@@ -19,7 +19,8 @@ at any moment is never overwritten. Ticks fall on `first tick + k * interval`. A
 cycle that overruns makes the loop skip the ticks it missed and count them in
 `missed_evaluations`, never run them late. Only `run()` reads the clock. The first
 cycle after start runs with `after_restart=True`, which lets the engine mark a
-resolve that happened during downtime.
+resolve that happened during downtime. A config given to `reconfigure()` takes
+effect between two cycles, never inside one.
 """
 
 from __future__ import annotations
@@ -150,6 +151,9 @@ class AlertService:
         self._started = False
         self._failures = 0
         self._crashed: set[str] = set()
+        self._pending_config: Config | None = None
+        self._reconfigured = asyncio.Event()
+        self._cycle_listeners: list[Callable[[CycleReport], None]] = []
 
     async def run(self) -> None:
         """Evaluate on every tick until `stop()`; the first cycle runs as after a restart.
@@ -170,10 +174,13 @@ class AlertService:
         try:
             await self._collectors_ready()
             while not self._stopping.is_set():
+                self._apply_pending_config()
                 plan = self.next_tick(self._clock())
                 if plan.run:
                     report = await _run_to_end(self._cycle, plan.tick, first)
                     first = first and report is None
+                    if isinstance(report, CycleReport):
+                        self._notify(report)
                 await self._sleep_until(self._next_due())
         finally:
             await _run_to_end(self.close)
@@ -185,6 +192,19 @@ class AlertService:
         self._stopping.set()
         if self._started:
             await self._finished.wait()
+
+    def reconfigure(self, config: Config) -> None:
+        """Use the rules, channels and interval of `config` from the next cycle on.
+
+        Stored alert instances stay. Instances of a removed or disabled rule are
+        resolved by that next cycle, as after a restart with the new config.
+        """
+        self._pending_config = config
+        self._reconfigured.set()
+
+    def add_cycle_listener(self, listener: Callable[[CycleReport], None]) -> None:
+        """Call `listener` on the event loop after each cycle that committed."""
+        self._cycle_listeners.append(listener)
 
     def next_tick(self, now: float) -> TickPlan:
         """Decide whether a cycle is due at `now`, counting ticks an overrun skipped.
@@ -355,6 +375,24 @@ class AlertService:
 
     # --- loop helpers -------------------------------------------------------------
 
+    def _apply_pending_config(self) -> None:
+        config, self._pending_config = self._pending_config, None
+        if config is None:
+            return
+        self.config = config
+        self.loaded = load_service_rules(config)
+        self.interval = float(config.alerting.evaluation_interval)
+        self._health = {}
+        self._crashed = set()
+        logger.info("alert service reconfigured rules=%d interval_s=%g", len(self.loaded.rules), self.interval)
+
+    def _notify(self, report: CycleReport) -> None:
+        for listener in self._cycle_listeners:
+            try:
+                listener(report)
+            except Exception:  # noqa: BLE001 - worker boundary: a listener must not stop evaluation
+                logger.exception("cycle listener failed listener=%r", listener)
+
     def _cycle(self, tick: float, first: bool) -> CycleReport | None:
         """Run one cycle; log a failure instead of raising, so the loop goes on."""
         try:
@@ -390,11 +428,18 @@ class AlertService:
         return (self._last_tick if self._last_tick is not None else self._clock()) + self.interval
 
     async def _sleep_until(self, due: float) -> None:
+        """Sleep until `due`, or until a stop or a new config wakes the loop early."""
         delay = due - self._clock()
-        if delay <= 0:
+        if delay <= 0 or self._reconfigured.is_set():
+            self._reconfigured.clear()
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+        waiters = [asyncio.ensure_future(self._stopping.wait()), asyncio.ensure_future(self._reconfigured.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        self._reconfigured.clear()
 
 
 async def _run_to_end(function: Callable[..., object], *args: object) -> object:
