@@ -54,6 +54,8 @@ Tables:
   the id of the newest event rolled up and the work still to do, so a late event
   marks its hour for a recompute. `analytics_last_event`: newest receipt time per
   app, version and platform.
+- `api_tokens`: bearer tokens of the HTTP API as SHA-256 hex digests with their
+  scopes. A name is unique among the rows not revoked. Revoked rows are kept.
 """
 
 from __future__ import annotations
@@ -420,6 +422,20 @@ _ANALYTICS_INGEST_INDEXES = (
     "DROP INDEX analytics_events_by_received",
 )
 
+_API_TOKENS = (
+    """
+    CREATE TABLE api_tokens (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        token_hash TEXT NOT NULL UNIQUE,
+        scopes TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        revoked_at REAL
+    )
+    """,
+    "CREATE UNIQUE INDEX api_tokens_active_name ON api_tokens (name) WHERE revoked_at IS NULL",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "series and raw samples", _SERIES_AND_SAMPLES),
     Migration(2, "minute and hour rollups", _ROLLUPS),
@@ -430,5 +446,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "analytics sessions and hourly rollups", _ANALYTICS_ROLLUPS),
     Migration(8, "analytics events by receipt time", _ANALYTICS_RECEIVED_INDEX),
     Migration(9, "one receipt-time index on analytics events", _ANALYTICS_INGEST_INDEXES),
+    Migration(10, "api tokens", _API_TOKENS),
 )
 """Every migration, in version order."""
