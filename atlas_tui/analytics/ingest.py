@@ -253,8 +253,14 @@ def _rate_keys(events: list[Any], pseudonymizer: Pseudonymizer) -> set[str]:
     They stay in memory for rate limiting, so `minimal` events, whose device is not
     stored, are limited per device too.
     """
-    device_ids = {event.get("device_id") for event in events if isinstance(event, dict)}
-    return {pseudonymizer.pseudonym(device_id) for device_id in device_ids if isinstance(device_id, str)}
+    # A device_id of any other JSON type (an object is unhashable) is the event's own
+    # problem, reported as `invalid_event`; it names no device to limit.
+    device_ids = {
+        device_id
+        for event in events
+        if isinstance(event, dict) and isinstance(device_id := event.get("device_id"), str)
+    }
+    return {pseudonymizer.pseudonym(device_id) for device_id in device_ids}
 
 
 @dataclass(frozen=True)
