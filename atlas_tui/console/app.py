@@ -173,15 +173,20 @@ def create_app(
     )
 
 
-def run_console(config: Config, data_dir: Path) -> int:
+def run_console(config: Config, data_dir: Path, source: ConsoleSource | None = None) -> int:
     """Run the console in the current terminal until the user quits or a signal arrives.
+
+    Args:
+        config: The loaded config.
+        data_dir: The data directory whose store a `LocalSource` reads.
+        source: The data source; None reads the local store (see `create_app`).
 
     Returns:
         The exit status: 0 after `q` or Ctrl+C, 128 + the signal number after a
         signal, 1 if the app failed.
     """
     reset_mouse_modes()
-    app = create_app(config, data_dir, exit_on_signals=True)
+    app = create_app(config, data_dir, source=source, exit_on_signals=True)
     app.run()
     return app.return_code or 0
 

@@ -30,7 +30,7 @@ from collectors.base import make_labels
 from storage.alerts import AlertEventRecord, AlertRecord, alert_history, get_alert, list_alerts, read_engine_state
 from storage.outbox import ChannelHealthRecord, DeliveryRecord, channel_health, deliveries_for_alert
 
-__all__ = ["TIMELINE_LIMIT", "alert_row", "read_alert_detail", "read_alerts"]
+__all__ = ["TIMELINE_LIMIT", "alert_row", "firing_counts", "read_alert_detail", "read_alerts"]
 
 TIMELINE_LIMIT = 200
 """Newest history rows shown on the detail screen; the CLI's `alerts history` shows more."""
@@ -47,7 +47,7 @@ def read_alerts(conn: sqlite3.Connection, config: Config, now: float) -> AlertsS
     return AlertsSnapshot(
         now=now,
         rows=tuple(alert_row(record, now) for record in records),
-        counts=_firing_counts(records),
+        counts=firing_counts(records),
         channels=tuple(_channel_rows(health, config)),
         channels_down_for=_channels_down_for(health, config, now),
         rule_problems=tuple(
@@ -115,7 +115,8 @@ def _state_since(record: AlertRecord) -> float:
     return record.updated_at
 
 
-def _firing_counts(records: list[AlertRecord]) -> AlertCounts:
+def firing_counts(records: list[AlertRecord]) -> AlertCounts:
+    """Count the firing alerts per severity."""
     firing = [record.severity for record in records if record.state == "firing"]
     return AlertCounts(
         critical=firing.count("critical"),

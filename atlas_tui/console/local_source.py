@@ -4,10 +4,11 @@ Called only from the console's data loop thread. Each snapshot runs a few short
 autocommit reads (`storage.metrics.latest`, `range_query`, `storage.status.
 read_heartbeat`), each in its own short transaction; alert reads are in
 `console.local_alerts`, analytics reads in `console.local_analytics`, and node and
-probe reads in `console.local_nodes`. The
-console keeps no read transaction open between refreshes, so it cannot pin the
-WAL. Its only writes are the acknowledgements the user makes, through
-`atlas_tui.alerts.actions` like the CLI and the API.
+probe reads in `console.local_nodes`. The table rows and charts are built by
+`console.metric_views`, which `RemoteSource` shares. The console keeps no read
+transaction open between refreshes, so it cannot pin the WAL. Its only writes are
+the acknowledgements the user makes, through `atlas_tui.alerts.actions` like the
+CLI and the API.
 
 Who writes the store is decided from the daemon's heartbeat (`storage.status`):
 
@@ -33,7 +34,6 @@ import logging
 import os
 import socket
 import sqlite3
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -45,57 +45,22 @@ from atlas_tui.console.embedded import EmbeddedCollection
 from atlas_tui.console.local_alerts import alert_row, read_alert_detail, read_alerts
 from atlas_tui.console.local_analytics import read_analytics
 from atlas_tui.console.local_nodes import read_nodes
-from atlas_tui.console.source import (
-    Chart,
-    ChartPoint,
-    ChartSeries,
-    ConsoleSnapshot,
-    DaemonState,
-    HeaderInfo,
-    MetricRow,
-    Unit,
-)
+from atlas_tui.console.metric_views import CHART_POINTS, TABLE_METRICS, build_charts, store_range_reader, table_rows
+from atlas_tui.console.source import ConsoleSnapshot, DaemonState, HeaderInfo
 from atlas_tui.daemon import heartbeat_stale_after
 from atlas_tui.lockfile import lock_holder
-from collectors.base import Labels
 from storage.db import DB_FILENAME, check_integrity, open_store
-from storage.metrics import SeriesValue, latest, range_query
+from storage.metrics import latest
 from storage.status import Heartbeat, daemon_state, read_heartbeat
 
 __all__ = ["CHART_POINTS", "TABLE_METRICS", "LocalSource"]
 
 logger = logging.getLogger(__name__)
 
-TABLE_METRICS: tuple[tuple[str, Unit], ...] = (
-    ("cpu_usage", "percent"),
-    ("memory_usage", "percent"),
-    ("swap_usage", "percent"),
-    ("load_1m", "load"),
-    ("process_count", "count"),
-    ("disk_usage", "percent"),
-    ("net_recv_bytes_per_second", "bytes_per_second"),
-    ("net_sent_bytes_per_second", "bytes_per_second"),
-)
-"""Metrics of the current-values table with their units, in display order."""
-
-CHART_POINTS = 240
-"""Points per line asked from the store; more than a 160-column chart can show."""
-
-DISK_CHART_MOUNTS = 3
-"""Mounts drawn in the disk chart: the fullest ones, so the legend fits one line."""
-
-LOOPBACK_INTERFACES = frozenset({"lo"})
-"""Interfaces left out of the network chart's totals; traffic to self is not load."""
-
 WriterState = Literal["running", "hung", "absent"]
 """The writer of the store as `LocalSource` judges it. `running` is a live daemon.
 `hung` is a daemon whose heartbeat is stale while it still holds the lock. `absent`
 means no daemon: no heartbeat, or a stale one with the lock free."""
-
-_ROW_RANK = {name: rank for rank, (name, _unit) in enumerate(TABLE_METRICS)}
-_UNITS = dict(TABLE_METRICS)
-# Received and sent rates of one interface sit next to each other in the table.
-_ROW_GROUP = {**_ROW_RANK, "net_sent_bytes_per_second": _ROW_RANK["net_recv_bytes_per_second"]}
 
 
 class LocalSource:
@@ -163,7 +128,7 @@ class LocalSource:
             newest_sample_age=None if newest is None else now - newest,
             problem=self._collection.error if self._collection else None,
         )
-        charts = self._charts(conn, values, now - window_seconds, now)
+        charts = build_charts(values, store_range_reader(conn, CHART_POINTS), now - window_seconds, now)
         nodes = read_nodes(conn, self._config, values, now - window_seconds, now, CHART_POINTS)
         if nodes.lag_chart is not None:
             charts.append(nodes.lag_chart)
@@ -171,7 +136,7 @@ class LocalSource:
             header=header,
             window_seconds=window_seconds,
             now=now,
-            rows=tuple(_table_rows(values)),
+            rows=tuple(table_rows(values)),
             charts=tuple(charts),
             nodes=nodes.nodes,
             probes=nodes.probes,
@@ -270,81 +235,3 @@ class LocalSource:
         check_integrity(self._connection(), self._data_dir / DB_FILENAME)
         self._collection = EmbeddedCollection(self._config, self._data_dir)
         self._collection.start()
-
-    def _charts(
-        self, conn: sqlite3.Connection, values: list[SeriesValue], start: float, end: float
-    ) -> list[Chart]:
-        newest = {(value.name, value.labels): value for value in values}
-        return [
-            Chart("cpu", "CPU", "percent", self._lines(conn, newest, [("cpu_usage", (), "total")], start, end)),
-            Chart(
-                "memory",
-                "Memory",
-                "percent",
-                self._lines(conn, newest, [("memory_usage", (), "used"), ("swap_usage", (), "swap")], start, end),
-            ),
-            Chart("disk", "Disk", "percent", self._lines(conn, newest, _fullest_mounts(values), start, end)),
-            Chart("network", "Network", "bytes_per_second", self._network_lines(conn, values, start, end)),
-        ]
-
-    def _lines(
-        self,
-        conn: sqlite3.Connection,
-        newest: dict[tuple[str, Labels], SeriesValue],
-        requested: Iterable[tuple[str, Labels, str]],
-        start: float,
-        end: float,
-    ) -> tuple[ChartSeries, ...]:
-        lines = []
-        for name, labels, title in requested:
-            ranges = range_query(conn, name, start, end, labels=dict(labels), max_points=CHART_POINTS)
-            exact = [series for series in ranges if series.labels == labels]
-            points = tuple((point.ts, point.value) for series in exact for point in series.points)
-            sample = newest.get((name, labels))
-            latest = None if sample is None else (sample.ts, sample.value)
-            lines.append(ChartSeries(title, _UNITS.get(name, "count"), points, latest))
-        return tuple(lines)
-
-    def _network_lines(
-        self, conn: sqlite3.Connection, values: list[SeriesValue], start: float, end: float
-    ) -> tuple[ChartSeries, ...]:
-        lines = []
-        for name, title in (("net_recv_bytes_per_second", "recv"), ("net_sent_bytes_per_second", "sent")):
-            totals: dict[float, float] = {}
-            for series in range_query(conn, name, start, end, max_points=CHART_POINTS):
-                if _is_loopback(series.labels):
-                    continue
-                for point in series.points:
-                    totals[point.ts] = totals.get(point.ts, 0.0) + point.value
-            latest = _newest_total(value for value in values if value.name == name and not _is_loopback(value.labels))
-            lines.append(ChartSeries(title, "bytes_per_second", tuple(sorted(totals.items())), latest))
-        return tuple(lines)
-
-
-def _table_rows(values: Iterable[SeriesValue]) -> list[MetricRow]:
-    rows = [
-        MetricRow(value.name, value.labels, value.value, _UNITS[value.name], value.ts)
-        for value in values
-        if value.name in _UNITS and not (value.name == "cpu_usage" and value.labels)
-    ]
-    rows.sort(key=lambda row: (_ROW_GROUP[row.name], row.labels, _ROW_RANK[row.name]))
-    return rows
-
-
-def _is_loopback(labels: Labels) -> bool:
-    return dict(labels).get("interface") in LOOPBACK_INTERFACES
-
-
-def _newest_total(values: Iterable[SeriesValue]) -> ChartPoint | None:
-    """Add the newest raw sample of every interface, as the table lists them, stamped with the newest ts."""
-    samples = list(values)
-    if not samples:
-        return None
-    return max(sample.ts for sample in samples), sum(sample.value for sample in samples)
-
-
-def _fullest_mounts(values: Iterable[SeriesValue]) -> list[tuple[str, Labels, str]]:
-    disks = sorted(
-        (value for value in values if value.name == "disk_usage"), key=lambda value: -value.value
-    )[:DISK_CHART_MOUNTS]
-    return [("disk_usage", disk.labels, dict(disk.labels).get("mount", "?")) for disk in disks]

@@ -1,6 +1,6 @@
 """The console's data contract: the `ConsoleSource` protocol and the view models it returns.
 
-A source sits between the store (or, later, the daemon's HTTP API) and the console's
+A source sits between the store (or the daemon's HTTP API, for `RemoteSource`) and the console's
 panes: metric snapshots, the alert view models of `console.alert_models`, the
 analytics reads of `console.analytics_models`, and the acknowledgement actions. The console calls it only from its data worker thread,
 never from the UI thread, so implementations may block on SQLite, psutil or the
@@ -30,8 +30,10 @@ __all__ = [
     "ConsoleSource",
     "DaemonState",
     "HeaderInfo",
+    "LinkState",
     "MetricRow",
     "ChartPoint",
+    "RemoteLink",
     "Unit",
     "row_key",
 ]
@@ -50,6 +52,23 @@ ChartId = Literal["cpu", "memory", "disk", "network", "lag"]
 ChartPoint = tuple[float, float]
 """One chart point: `(ts, value)`."""
 
+LinkState = Literal["connected", "reconnecting", "auth_failed"]
+"""State of a remote console's link to the daemon's API. `connected`: the last request
+succeeded. `reconnecting`: the last request failed to connect, timed out or got 429
+or 5xx, and the next refresh tries again. `auth_failed`: the daemon rejected the token (401 or 403)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteLink:
+    """The link of a console attached to a daemon over its HTTP API."""
+
+    target: str
+    """Base URL of the daemon's API, for example `https://atlas-1.example.org:8080`."""
+    state: LinkState
+    """State after the latest request; see `LinkState`."""
+    http_status: int | None = None
+    """Status of the rejected request while `state` is `auth_failed`; otherwise None."""
+
 
 @dataclass(frozen=True, slots=True)
 class HeaderInfo:
@@ -62,7 +81,9 @@ class HeaderInfo:
     newest_sample_age: float | None
     """Seconds between `now` and the newest stored sample; None when the store is empty."""
     problem: str | None = None
-    """Reason data may be missing (embedded collection failed), or None."""
+    """Reason data may be missing (embedded collection failed, the remote link is down), or None."""
+    link: RemoteLink | None = None
+    """The link to a remote daemon's API; None when the console reads a local store."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,11 +64,13 @@ def launch(tmp_path: Path) -> Iterator[Callable[..., AtlasDaemon]]:
     """
     started: list[AtlasDaemon] = []
 
-    def start(config: dict[str, object], *, env: Mapping[str, str] | None = None, api: bool = False) -> AtlasDaemon:
+    def start(
+        config: dict[str, object], *, env: Mapping[str, str] | None = None, api: bool = False, port: int = 0
+    ) -> AtlasDaemon:
         config_path = tmp_path / "config.json"
         config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
         log_path = tmp_path / f"daemon-{len(started)}.log"
-        daemon = AtlasDaemon.start(tmp_path / "data", config_path, log_path, env=env, api=api)
+        daemon = AtlasDaemon.start(tmp_path / "data", config_path, log_path, env=env, api=api, port=port)
         started.append(daemon)
         return daemon
 

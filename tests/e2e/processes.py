@@ -88,13 +88,14 @@ class AtlasDaemon:
         *,
         env: Mapping[str, str] | None = None,
         api: bool = True,
+        port: int = 0,
     ) -> AtlasDaemon:
-        """Start a daemon on `data_dir` with `config_path`; `api` serves the API on a free port."""
+        """Start a daemon on `data_dir` with `config_path`; `api` serves the API on `port` (0: a free one)."""
         command = [
             sys.executable, "-m", "atlas_tui.cli", "daemon",
             "--data-dir", str(data_dir), "--config", str(config_path),
         ]
-        command += ["--port", "0"] if api else ["--no-api"]
+        command += ["--port", str(port)] if api else ["--no-api"]
         started_at = time.time()
         with log_path.open("wb") as log:
             proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=atlas_env(env))

@@ -1,4 +1,4 @@
-"""The console's one-line header: product name, firing alerts, host, who writes the store, data age.
+"""The console's one-line header: product name, firing alerts, host, who writes the store or the remote link, data age.
 
 The main screen sets `info` from each snapshot's `HeaderInfo` and `alert_counts`
 from each alerts read, so the counts of firing alerts by severity (`2 crit 1 warn`)
@@ -6,7 +6,9 @@ show on every pane. It sets `store_error` when the store cannot be opened or rea
 and the header then shows `store error: <message>` in the error colour in place of
 the data age until the next snapshot clears it. The header shows no clock, so a snapshot of the screen depends
 only on the data. The daemon state maps to a CSS class (`-running`, `-stale`,
-`-embedded`) that the app stylesheet colours.
+`-embedded`) that the app stylesheet colours. A console attached to a remote daemon
+(`HeaderInfo.link`) shows the API's URL after the host and the link state in place
+of the daemon state (`-connected`, `-reconnecting`, `-auth-failed`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from textual.widgets import Label
 from atlas_tui.console.alert_models import AlertCounts
 from atlas_tui.console.alert_presentation import count_parts
 from atlas_tui.console.formatting import format_age, printable
-from atlas_tui.console.source import DaemonState, HeaderInfo
+from atlas_tui.console.source import DaemonState, HeaderInfo, LinkState
 from atlas_tui.console.widgets.status_text import status_style
 
 __all__ = ["HeaderBar"]
@@ -29,6 +31,12 @@ _STATE_TEXT: dict[DaemonState, str] = {
     "running": "● daemon running",
     "stale": "● daemon stale",
     "embedded": "● embedded collection",
+}
+
+_LINK_TEXT: dict[LinkState, str] = {
+    "connected": "● connected",
+    "reconnecting": "● reconnecting",
+    "auth_failed": "● auth failed",
 }
 
 
@@ -82,11 +90,13 @@ class HeaderBar(Horizontal):
 
     def _show_info(self, info: HeaderInfo | None, error: str | None) -> None:
         if info is not None:
+            host_text = info.host if info.link is None else f"{info.host} via {info.link.target}"
             for host in self.query("#header-host").results(Label):
-                host.update(Content(printable(info.host)))
+                host.update(Content(printable(host_text)))
+            text, css_class = _state_label(info)
             for state in self.query("#header-state").results(Label):
-                state.update(_STATE_TEXT[info.daemon_state])
-                state.set_classes(f"-{info.daemon_state}")
+                state.update(text)
+                state.set_classes(css_class)
         elif error is not None:
             for host in self.query("#header-host").results(Label):
                 host.update("no data")
@@ -103,6 +113,18 @@ class HeaderBar(Horizontal):
             parts.append((text, f"bold {status_style(status)}"))
         for label in self.query("#header-alerts").results(Label):
             label.update(Content.assemble(*parts))
+
+
+def _state_label(info: HeaderInfo) -> tuple[str, str]:
+    """Return the state label's text and CSS class: the store's writer, or the remote link."""
+    link = info.link
+    if link is None:
+        return _STATE_TEXT[info.daemon_state], f"-{info.daemon_state}"
+    if link.state == "auth_failed":
+        return f"{_LINK_TEXT[link.state]} (HTTP {link.http_status})", "-auth-failed"
+    if link.state == "connected" and info.daemon_state != "running":
+        return f"{_LINK_TEXT[link.state]}, daemon {info.daemon_state}", "-stale"
+    return _LINK_TEXT[link.state], f"-{link.state}"
 
 
 def _age_or_problem(info: HeaderInfo | None, error: str | None) -> Content:
