@@ -1,9 +1,10 @@
-"""The `atlas` command: console (default), daemon, metrics, config check, alerts, notify, analytics.
+"""The `atlas` command: console (default), daemon, metrics, config check, alerts, notify, analytics, api.
 
 `main()` parses the arguments, resolves the config file and the data directory
 (flag, else environment, else XDG default) and hands over to the console, the
 daemon or a short store read. `atlas alerts`, `atlas notify test` and the rule check
-of `atlas config check` run in `atlas_tui.cli_alerts`. Heavy packages (Textual,
+of `atlas config check` run in `atlas_tui.cli_alerts`, and `atlas api token` in
+`atlas_tui.cli_api`. Heavy packages (Textual,
 FastAPI, uvicorn, the alert channels) are imported inside the subcommand that needs
 them, so `atlas metrics` starts fast.
 
@@ -17,6 +18,7 @@ channel name. 130 when Ctrl-C arrived before the command installed its own handl
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
 import sqlite3
@@ -25,7 +27,7 @@ import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TextIO, get_args
+from typing import TYPE_CHECKING, TextIO, get_args
 
 from atlas_tui import __version__
 from atlas_tui.alerts.state import AlertState
@@ -36,6 +38,9 @@ from atlas_tui.logs import LOG_LEVELS, LogFileError, configure_logging
 from storage.db import DB_FILENAME, connect
 from storage.errors import StorageError
 from storage.metrics import SeriesValue, latest, list_series
+
+if TYPE_CHECKING:
+    from atlas_tui.console.source import ConsoleSource
 
 __all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
@@ -103,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     tui = commands.add_parser("tui", help="open the console (the default command)")
     _add_location_flags(tui, suppress=True)
     _add_log_file_flag(tui, "write log records to FILE; the console never logs to the terminal")
+    _add_connect_flags(tui)
     _add_daemon_parser(commands)
     _add_metrics_parser(commands)
     _add_config_parser(commands)
@@ -111,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     from atlas_tui.cli_analytics import register as register_analytics
 
     register_analytics(commands)
+    from atlas_tui.cli_api import register as register_api
+
+    register_api(commands)
     return parser
 
 
@@ -136,6 +145,33 @@ def _add_log_file_flag(parser: argparse.ArgumentParser, help_text: str) -> None:
     parser.add_argument("--log-file", type=Path, default=argparse.SUPPRESS, metavar="FILE", help=help_text)
 
 
+def _add_connect_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--connect",
+        type=_connect_url,
+        default=None,
+        metavar="URL",
+        help="show the daemon whose API is at URL (http://HOST:PORT or https://HOST:PORT) "
+        "instead of the local store",
+    )
+    parser.add_argument(
+        "--token-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="with --connect: file whose first line is an API token with the read scope, and ack to "
+        "acknowledge (default: the daemon's local token file, api-token in the data directory)",
+    )
+    parser.add_argument(
+        "--ca-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="with --connect https://...: PEM file of the certificate authorities to trust "
+        "(default: the certifi bundle)",
+    )
+
+
 def _add_daemon_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     daemon = commands.add_parser(
         "daemon",
@@ -147,7 +183,15 @@ def _add_daemon_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
         "--port",
         type=_port,
         default=None,
-        help="API port on 127.0.0.1 (default: the config's `port`, 8080); 0 picks a free port",
+        help="API port (default: the config's `port`, 8080); 0 picks a free port",
+    )
+    daemon.add_argument(
+        "--bind",
+        type=_bind_address,
+        default=None,
+        metavar="ADDR",
+        help="IP address the API listens on (default: the config's `api.bind`, 127.0.0.1); "
+        "any other than loopback needs API tokens and `api.allowed_hosts`",
     )
     daemon.add_argument("--no-api", action="store_true", help="serve no HTTP API and open no port")
     _add_log_file_flag(daemon, "also write the log to FILE, rotated at 10 MiB")
@@ -323,7 +367,29 @@ def _cmd_tui(args: argparse.Namespace) -> int:
     configure_logging("INFO", args.log_file, stderr=False)
     from atlas_tui.console.app import run_console
 
-    return run_console(config, resolve_data_dir(args.data_dir))
+    connect = getattr(args, "connect", None)
+    if connect is None:
+        if getattr(args, "token_file", None) is not None or getattr(args, "ca_file", None) is not None:
+            print("atlas tui: --token-file and --ca-file apply only with --connect URL", file=sys.stderr)
+            return EXIT_USAGE
+        return run_console(config, resolve_data_dir(args.data_dir))
+    return run_console(config, resolve_data_dir(args.data_dir), _remote_source(args, connect))
+
+
+def _remote_source(args: argparse.Namespace, url: str) -> ConsoleSource:
+    """Build the console's source for `--connect`, checking the token and CA files first.
+
+    Raises:
+        atlas_tui.console.remote_client.RemoteError: a file cannot be read.
+    """
+    from atlas_tui.api_tokens import LOCAL_TOKEN_FILE
+    from atlas_tui.console.remote_client import read_token, tls_context
+    from atlas_tui.console.remote_source import RemoteSource
+
+    token_file = args.token_file or resolve_data_dir(args.data_dir) / LOCAL_TOKEN_FILE
+    read_token(token_file)
+    tls_context(args.ca_file)
+    return RemoteSource(url, token_file, ca_file=args.ca_file)
 
 
 def _cmd_daemon(args: argparse.Namespace) -> int:
@@ -337,6 +403,8 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
         api=not args.no_api,
         log_file=args.log_file,
         log_level=args.log_level,
+        bind=args.bind,
+        config_path=resolve_config_path(args.config),
     )
 
 
@@ -398,6 +466,12 @@ def _cmd_analytics(args: argparse.Namespace) -> int:
     return run_analytics(args)
 
 
+def _cmd_api(args: argparse.Namespace) -> int:
+    from atlas_tui.cli_api import run_api
+
+    return run_api(args)
+
+
 def _cmd_notify(args: argparse.Namespace) -> int:
     configure_logging("WARNING")
     path = resolve_config_path(args.config)
@@ -417,6 +491,7 @@ _COMMANDS = {
     "alerts": _cmd_alerts,
     "notify": _cmd_notify,
     "analytics": _cmd_analytics,
+    "api": _cmd_api,
 }
 
 
@@ -481,6 +556,23 @@ def _port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, got {port}")
     return port
+
+
+def _connect_url(text: str) -> str:
+    from atlas_tui.console.remote_client import RemoteError, parse_target
+
+    try:
+        return parse_target(text)
+    except RemoteError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _bind_address(text: str) -> str:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an IP address such as 127.0.0.1 or 0.0.0.0, got {text!r}") from None
+    return text
 
 
 def _print_config_error(err: ConfigError, stream: TextIO) -> None:

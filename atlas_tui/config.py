@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Valida
 
 from atlas_tui.alerts.channels.models import ChannelConfig
 from atlas_tui.analytics.config import AnalyticsConfig
+from atlas_tui.api_config import ApiConfig
 from atlas_tui.durations import Duration
 from atlas_tui.errors import ConfigError
 from atlas_tui.nodes_config import NodeList, ProbeList
@@ -144,7 +145,7 @@ class Config(_Section):
     """The whole config file."""
 
     port: StrictInt = Field(default=8080, ge=1, le=65535)
-    """TCP port of the daemon's HTTP API on 127.0.0.1."""
+    """TCP port of the daemon's HTTP API, on the address `api.bind`."""
     alert_rules: list[AlertRule] = Field(default_factory=list)
     """Alert rules; see `AlertRule`."""
     metrics_refresh_interval: Number = Field(default=5, ge=MIN_INTERVAL, le=3600)
@@ -161,6 +162,8 @@ class Config(_Section):
     """Mobile analytics apps, ingest keys and time windows; see `AnalyticsConfig`."""
     channels: dict[str, ChannelConfig] = Field(default_factory=dict)
     """Notification channels by name; rules list these names in `channels`."""
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    """HTTP API listen address, TLS, allowed hosts, CORS and limits, as described in `ApiConfig`."""
 
     def unconfigured_channels(self) -> list[tuple[str, str]]:
         """Return `(rule id, channel)` pairs where a rule names a channel that is not configured.
@@ -314,7 +317,7 @@ def _describe(error: Any) -> str:
     return f"{path}: {message}, got {json.dumps(received, default=str)}"
 
 
-_CHANNEL_TYPES = ("email", "slack", "webhook")
+_CHANNEL_TYPES = ("email", "slack", "webhook", "alertmanager")
 
 
 def _field_path(loc: tuple[str | int, ...]) -> str:

@@ -4,10 +4,10 @@
 
     lock file ─▶ API socket ─▶ store ─┬─ CollectionPipeline ─▶ samples
                                       ├─ AlertService       ─▶ alert states, history, outbox rows
-                                      ├─ OutboxSender       ─▶ email, Slack, webhooks
+                                      ├─ OutboxSender       ─▶ email, Slack, webhooks, Alertmanager
                                       ├─ heartbeat task     ─▶ heartbeat row
                                       ├─ maintenance task   ─▶ rollups, retention, checkpoint
-                                      └─ API server task    ◀─ scripts on 127.0.0.1
+                                      └─ API server task    ◀─ scripts with a token, on 127.0.0.1 by default
 
 Invariants: the daemon is the only long-running writer of the store and holds
 `daemon.lock` the whole time it runs. It starts only on a store that passes
@@ -16,7 +16,8 @@ its `asyncio.to_thread` call before starting the next, so no connection is used 
 two threads at once. Connections are closed only after their task has returned.
 SIGTERM and SIGINT stop the collectors after the current write commits, the alert
 service after its current cycle commits and the outbox sender after a short grace
-for in-flight sends, then the API. A clean stop deletes the heartbeat row, so
+for in-flight sends, then the API. SIGHUP reads the config file again and applies
+what can change live (`atlas_tui.reload`). A clean stop deletes the heartbeat row, so
 readers see the daemon as absent at once. The process exits within `EXIT_DEADLINE`
 of the stop request even when a worker thread is still blocked. The `httpx`
 loggers stay at WARNING, because their INFO lines carry request URLs and a Slack
@@ -42,11 +43,14 @@ from typing import TYPE_CHECKING
 from atlas_tui import __version__
 from atlas_tui.alerts.outbox import OutboxSender
 from atlas_tui.alerts.service import AlertService
+from atlas_tui.api_config import DEFAULT_BIND
+from atlas_tui.api_tokens import ensure_local_token
 from atlas_tui.collection import CollectionPipeline
 from atlas_tui.config import Config
 from atlas_tui.errors import AtlasError
 from atlas_tui.lockfile import DaemonLock
 from atlas_tui.logs import configure_logging
+from atlas_tui.reload import ConfigReloader, ReloadableSender
 from collectors.scheduler import FAILURE_LOG_INTERVAL
 from storage.alerts import delete_old_history
 from storage.db import DB_FILENAME, connect, open_store, prepare_data_dir
@@ -55,6 +59,8 @@ from storage.outbox import apply_outbox_retention
 from storage.status import Heartbeat, checkpoint, clear_heartbeat, store_size, write_heartbeat
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from atlas_tui.api import ApiServer
 
 __all__ = [
@@ -105,6 +111,8 @@ def run_daemon(
     api: bool,
     log_file: Path | None,
     log_level: str = "INFO",
+    bind: str | None = None,
+    config_path: Path | None = None,
 ) -> int:
     """Run the daemon in the foreground until SIGTERM or SIGINT.
 
@@ -115,22 +123,37 @@ def run_daemon(
         api: False serves no HTTP API and opens no port.
         log_file: Also write log records to this file, rotated by size.
         log_level: Root log level (`DEBUG`, `INFO`, `WARNING`, `ERROR`).
+        bind: API listen address. None uses `config.api.bind`.
+        config_path: The file `config` was read from, read again on SIGHUP. None
+            (the built-in defaults) makes SIGHUP log that there is nothing to reload.
 
     Returns:
         `EXIT_OK` after a stop by signal. `EXIT_FAILURE` when another daemon has
         locked the data directory, the port is in use, the store cannot be opened,
         a task fails or the stop times out.
+
+    Raises:
+        ConfigError: the API would listen off loopback without tokens or allowed
+            hosts, or its TLS files do not load (see `atlas_tui.api.exposure`).
     """
     configure_logging(log_level, log_file)
     for name in _URL_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    data_dir = data_dir.expanduser().resolve()
+    address = config.api.bind if bind is None else bind
+    if api:
+        from atlas_tui.api.exposure import check_exposure
+
+        check_exposure(config.api, address, data_dir)
     guard = _ExitGuard()
     supervisor = Supervisor(
         config,
-        data_dir.expanduser().resolve(),
+        data_dir,
         port=config.port if port is None else port,
         api=api,
         on_stop=lambda: guard.arm(EXIT_DEADLINE),
+        bind=address,
+        config_path=config_path,
     )
     return asyncio.run(_supervise(supervisor, guard))
 
@@ -163,6 +186,8 @@ class Supervisor:
         port: int,
         api: bool,
         on_stop: Callable[[], None] | None = None,
+        bind: str = DEFAULT_BIND,
+        config_path: Path | None = None,
     ) -> None:
         """Prepare the supervisor without opening anything until `run()`.
 
@@ -172,10 +197,16 @@ class Supervisor:
             port: API port, 0 for a free one.
             api: Whether to serve the HTTP API.
             on_stop: Called once, on the loop thread, when a stop is first requested.
+            bind: API listen address.
+            config_path: The config file, read again on SIGHUP; None for the defaults.
         """
         self.config = config
         self.data_dir = data_dir
         self.port = port
+        self.bind = bind
+        self.config_path = config_path
+        self._app: FastAPI | None = None
+        self._reloader: ConfigReloader | None = None
         self.api_enabled = api
         self.interval = config.collectors.system.interval
         self.started_at = 0.0
@@ -230,8 +261,13 @@ class Supervisor:
             if server is not None:
                 server.close()
             return EXIT_FAILURE
+        if server is not None and not await self._write_local_token(stores.maintenance):
+            server.close()
+            stores.close()
+            return EXIT_FAILURE
 
         await self._beat(stores.heartbeat)
+        self._reloader = self._connect_live_parts(pipeline, alerting)
         tasks = self._start_tasks(pipeline, alerting, server, stores)
         logger.info(
             "daemon started pid=%d data_dir=%s port=%s version=%s",
@@ -263,9 +299,20 @@ class Supervisor:
             stale_after=heartbeat_stale_after(self.interval),
             config=self.config,
         )
-        server = ApiServer(app, self.port)
+        self._app = app
+        api = self.config.api
+        server = ApiServer(app, self.port, host=self.bind, tls_cert=api.tls_cert, tls_key=api.tls_key)
         server.bind()
         return server
+
+    async def _write_local_token(self, conn: sqlite3.Connection) -> bool:
+        """Create or reuse the token file the console and CLI on this host use, and return False if that failed."""
+        try:
+            await asyncio.to_thread(ensure_local_token, conn, self.data_dir, time.time())
+        except (AtlasError, OSError, sqlite3.Error) as err:
+            logger.error("daemon not started: cannot write the local api token data_dir=%s: %s", self.data_dir, err)
+            return False
+        return True
 
     def _start_tasks(
         self,
@@ -427,9 +474,26 @@ class Supervisor:
             loop.remove_signal_handler(sig)
 
     def _reload_requested(self) -> None:
-        # NOTE: SIGHUP does not reload the config yet, so changes need a daemon restart.
-        logger.warning(
-            "reload not supported yet signal=SIGHUP; restart the daemon to apply config changes"
+        if self._reloader is None or self._stop.is_set():
+            logger.warning("config reload ignored signal=SIGHUP: the daemon is starting or stopping")
+            return
+        logger.info("config reload requested signal=SIGHUP path=%s", self.config_path)
+        self._reloader.request()
+
+    def _connect_live_parts(self, pipeline: CollectionPipeline, alerting: _Alerting) -> ConfigReloader:
+        """Feed the API's live hub from the pipeline and the alert service, and build the reloader."""
+        app = self._app
+        if app is not None:
+            live = app.state.live
+            pipeline.add_write_listener(live.publish_samples)
+            alerting.service.add_cycle_listener(lambda _report: live.alerts_changed())
+
+        def applied(config: Config) -> None:
+            self.config = config
+
+        return ConfigReloader(
+            self.config_path, self.config, pipeline=pipeline, service=alerting.service,
+            sender=alerting.sender, app=app, on_applied=applied,
         )
 
 
@@ -493,12 +557,12 @@ class _Alerting:
     """The rule evaluation loop and the notification sender, which it wakes."""
 
     service: AlertService
-    sender: OutboxSender
+    sender: ReloadableSender
 
     @classmethod
     def build(cls, config: Config, data_dir: Path, pipeline: CollectionPipeline) -> _Alerting:
         """Create both; nothing is opened until their `run()`."""
-        sender = OutboxSender(config, data_dir)
+        sender = ReloadableSender(lambda current: OutboxSender(current, data_dir), config)
         service = AlertService(
             config, data_dir, statuses=pipeline.statuses, on_enqueued=sender.wake, wait_for_collectors=True
         )

@@ -8,22 +8,22 @@ connection opened for that request alone.
 
 Errors of these routes (404, 409, 422) have the body `{"error": {"code", "message",
 "details"}}`. `AlertApiError` carries them and `handle_alert_api_error` renders them.
-A missing or failing store still returns 503 with `{"detail": …}`, as every route does.
+`atlas_tui.api.errors` registers that handler and renders FastAPI's own errors (422,
+and the store's 503) in the same shape.
 """
 
 from __future__ import annotations
 
 from typing import get_args
 
-from fastapi import APIRouter, Body, Depends, Query, Request, Response
-from fastapi.exception_handlers import request_validation_exception_handler
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from atlas_tui.alerts.actions import AlertNotFoundError, acknowledge
 from atlas_tui.alerts.errors import AlertStateError
 from atlas_tui.alerts.state import AlertState
+from atlas_tui.api.auth import request_actor
 from atlas_tui.api.context import ApiContext, get_context
 from atlas_tui.cli_alerts import AlertHistoryView, AlertView, UnknownAlertError, read_history
 from atlas_tui.config import Config, Severity
@@ -38,12 +38,11 @@ __all__ = [
     "ErrorDetail",
     "get_config",
     "handle_alert_api_error",
-    "handle_validation_error",
     "router",
 ]
 
 API_ACTOR = "api"
-"""Actor recorded for acknowledgements made through the API."""
+"""Actor recorded for an acknowledgement through the API when no token name is known. With a token it is `api:<name>`."""
 
 STATE_FILTERS = (*(str(state) for state in AlertState), "acknowledged", "silenced")
 """Values `?state=` accepts: the engine states plus the acknowledged and silenced markers."""
@@ -72,7 +71,7 @@ class ErrorDetail(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    """Body of the 404, 409 and 422 responses of the alert routes."""
+    """Body of every API error response, whether a route, FastAPI's validation or the token guard sent it."""
 
     error: ErrorDetail
 
@@ -90,20 +89,6 @@ async def handle_alert_api_error(request: Request, exc: Exception) -> JSONRespon
     """Render an `AlertApiError` as its status code and JSON body (an exception handler)."""
     assert isinstance(exc, AlertApiError)
     return JSONResponse(status_code=exc.status_code, content=exc.body.model_dump())
-
-
-async def handle_validation_error(request: Request, exc: Exception) -> JSONResponse | Response:
-    """Render an invalid request to an alert route as a 422 `ErrorBody` (an exception handler).
-
-    Requests to other routes keep FastAPI's own 422 body, which their callers expect.
-    """
-    assert isinstance(exc, RequestValidationError)
-    if not request.url.path.startswith(router.prefix):
-        return await request_validation_exception_handler(request, exc)
-    first = exc.errors()[0] if exc.errors() else {"loc": ("body",), "msg": "invalid request"}
-    where = ".".join(str(part) for part in first["loc"])
-    error = AlertApiError(422, "invalid_request", f"invalid {where}: {first['msg']}", {"field": where})
-    return await handle_alert_api_error(request, error)
 
 
 def get_config(request: Request) -> Config:
@@ -149,17 +134,16 @@ def post_ack(
     payload: AckRequest | None = Body(default=None),
     context: ApiContext = Depends(get_context),
     config: Config = Depends(get_config),
+    actor: str = Depends(request_actor),
 ) -> AlertView:
     """Acknowledge the firing alert `alert_id` (`alert_<n>` or a fingerprint) and return it.
 
     The body is optional; without one the acknowledgement has no message.
     """
     message = payload.message if payload is not None else ""
-    # NOTE: every acknowledgement made here is recorded as "api" until the API has
-    # tokens; then the token's name becomes the actor.
     with context.read_connection() as conn:
         try:
-            record = acknowledge(conn, alert_id, by=API_ACTOR, message=message, now=context.clock(), config=config)
+            record = acknowledge(conn, alert_id, by=actor, message=message, now=context.clock(), config=config)
         except AlertNotFoundError as err:
             raise _not_found(alert_id) from err
         except AlertStateError as err:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
@@ -52,14 +52,34 @@ from atlas_tui.analytics.ratelimit import RateLimiter
 from atlas_tui.analytics.writer import BatchWriter
 from atlas_tui.api.alerts import ErrorBody, ErrorDetail
 from atlas_tui.api.context import ApiContext, get_context
+from atlas_tui.api.params import invalid_parameter
 from atlas_tui.config import Config
 from storage.db import DB_FILENAME, connect
 from storage.errors import StorageError
 
-__all__ = ["DEFAULT_SUMMARY_WINDOW", "IngestState", "get_summary", "handle_analytics_error", "install", "router"]
+__all__ = [
+    "DEFAULT_SUMMARY_WINDOW",
+    "LATEST_SUMMARY_TIME",
+    "MAX_SUMMARY_WINDOW",
+    "IngestState",
+    "get_summary",
+    "handle_analytics_error",
+    "install",
+    "router",
+]
 
 DEFAULT_SUMMARY_WINDOW = 7 * 86400.0
 """Seconds before `to` where the summary starts when `from` is not given."""
+
+MAX_SUMMARY_WINDOW = 366 * 86400.0
+"""Maximum length of a summary window, in seconds. The summary reads one daily row with
+one query per day of the window. A window from 1970 to now took 0.3 s and returned
+1.1 MB from an empty store on a 2-core machine, and the cost grows with the window.
+NOTE: a year is a chosen limit, not a measured one."""
+
+LATEST_SUMMARY_TIME = 253_402_214_400.0
+"""Latest `from` or `to` accepted, 9999-12-30T00:00:00Z: Python dates end with year 9999,
+and the daily rows need the day after `to` in any time zone."""
 
 logger = logging.getLogger(__name__)
 
@@ -193,8 +213,8 @@ async def post_events(request: Request, context: ApiContext = Depends(get_contex
 @router.get("", response_model=AnalyticsSummary)
 def get_summary(
     request: Request,
-    start: float | None = Query(default=None, alias="from", description="Window start, UTC epoch seconds (default: 7 days before `to`)."),
-    end: float | None = Query(default=None, alias="to", description="Window end, UTC epoch seconds (default: now)."),
+    start: float | None = Query(default=None, alias="from", ge=0, le=LATEST_SUMMARY_TIME, description="Window start, UTC epoch seconds (default: 7 days before `to`)."),
+    end: float | None = Query(default=None, alias="to", ge=0, le=LATEST_SUMMARY_TIME, description="Window end, UTC epoch seconds (default: now)."),
     app: str | None = Query(default=None, description="Only this app id."),
     version: str | None = Query(default=None, description="Only this app version, such as 2.3.0."),
     platform: str | None = Query(default=None, description="Only `android` or `ios`."),
@@ -205,7 +225,10 @@ def get_summary(
     window_end = now if end is None else end
     window_start = window_end - DEFAULT_SUMMARY_WINDOW if start is None else start
     if not window_start < window_end:
-        raise HTTPException(status_code=422, detail=f"from ({window_start}) must be before to ({window_end})")
+        raise invalid_parameter("from", f"{window_start}", f"the window must start before `to` ({window_end}); give an earlier `from`")
+    if window_end - window_start > MAX_SUMMARY_WINDOW:
+        days = MAX_SUMMARY_WINDOW / 86400
+        raise invalid_parameter("from", f"{window_start}", f"the window is longer than {days:g} days; give a later `from` or an earlier `to`")
     config: Config = request.app.state.config
     with context.read_connection() as conn:
         return build_summary(

@@ -13,6 +13,7 @@ from atlas_tui.cli import main
 from storage.db import DB_FILENAME, open_store
 from tests.analytics.conftest import NOW
 from tests.analytics.report_events import session, store
+from tests.api_tokens import bearer, issue_token
 
 START = NOW - 3 * 3600
 
@@ -30,9 +31,16 @@ def filled(data_dir: Path) -> Path:
     return data_dir
 
 
-async def test_summary_route(filled: Path, client: httpx.AsyncClient) -> None:
+@pytest.fixture
+def reader(filled: Path, client: httpx.AsyncClient) -> httpx.AsyncClient:
+    """The ASGI client of the filled store, sending an API token with the read scope."""
+    client.headers.update(bearer(issue_token(filled, "read")))
+    return client
+
+
+async def test_summary_route(reader: httpx.AsyncClient) -> None:
     """The route returns the summary of the window with crash-free rates."""
-    response = await client.get("/api/analytics", params={"from": START - 60, "to": NOW})
+    response = await reader.get("/api/analytics", params={"from": START - 60, "to": NOW})
     assert response.status_code == 200
     body = response.json()
     assert body["sessions"]["count"] == 2
@@ -40,24 +48,24 @@ async def test_summary_route(filled: Path, client: httpx.AsyncClient) -> None:
     assert body["window"]["timezone"] == "UTC"
 
 
-async def test_summary_route_filters(filled: Path, client: httpx.AsyncClient) -> None:
+async def test_summary_route_filters(reader: httpx.AsyncClient) -> None:
     """The version filter keeps only that release."""
-    response = await client.get("/api/analytics", params={"from": START - 60, "to": NOW, "version": "2.4.0"})
+    response = await reader.get("/api/analytics", params={"from": START - 60, "to": NOW, "version": "2.4.0"})
     body = response.json()
     assert body["sessions"]["count"] == 1
     assert body["filters"]["version"] == "2.4.0"
 
 
-async def test_summary_route_default_window(filled: Path, client: httpx.AsyncClient) -> None:
+async def test_summary_route_default_window(reader: httpx.AsyncClient) -> None:
     """Without from and to, the window is the 7 days before the clock."""
-    body = (await client.get("/api/analytics")).json()
+    body = (await reader.get("/api/analytics")).json()
     assert body["window"]["end"] == NOW
     assert body["window"]["start"] == NOW - 7 * 86400
 
 
-async def test_summary_route_bad_window(filled: Path, client: httpx.AsyncClient) -> None:
+async def test_summary_route_bad_window(reader: httpx.AsyncClient) -> None:
     """A window whose start is not before its end is rejected with 422."""
-    response = await client.get("/api/analytics", params={"from": NOW, "to": NOW - 1})
+    response = await reader.get("/api/analytics", params={"from": NOW, "to": NOW - 1})
     assert response.status_code == 422
 
 

@@ -1,4 +1,8 @@
-"""Fixtures that serve the real API app with uvicorn on 127.0.0.1 and a free port."""
+"""Fixtures that serve the real API app with uvicorn on 127.0.0.1 and a free port.
+
+The clients `serve` returns send a test token with every scope, so route tests need
+no token handling. Tests of the token checks pass `token=None` or build their own.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +15,20 @@ import pytest
 
 from atlas_tui.api import ApiServer, create_api
 from collectors.base import CollectorStatus, Sample
+from storage.db import DB_FILENAME
 from storage.db import open_store
 from storage.metrics import write_samples
 from storage.status import Heartbeat, write_heartbeat
+from tests.api_tokens import bearer, issue_token
 
 NOW = 1_750_000_000.0
 """Fixed clock of every app the fixtures build."""
 
 STARTED_AT = NOW - 120.0
 """Start time reported by the apps: two minutes before `NOW`."""
+
+_ISSUE = "issue a token"
+"""Default of `serve`'s `token`: create a token in the store being served."""
 
 SYSTEM_STATUS = CollectorStatus(
     name="system",
@@ -59,12 +68,18 @@ async def serve() -> AsyncIterator[Callable[..., Awaitable[httpx.AsyncClient]]]:
     """Return a coroutine function that serves an app for a data dir and gives back a client.
 
     The app reports `SYSTEM_STATUS` as its only collector unless `statuses` is given.
+    The client sends a new token with every scope when the data dir has a store, a
+    token no store knows when it has none, or the given `token` (None sends no header).
     """
     servers: list[tuple[ApiServer, asyncio.Task[None]]] = []
     clients: list[httpx.AsyncClient] = []
 
-    async def start(directory: Path, statuses: list[CollectorStatus] | None = None) -> httpx.AsyncClient:
+    async def start(
+        directory: Path, statuses: list[CollectorStatus] | None = None, *, token: str | None = _ISSUE
+    ) -> httpx.AsyncClient:
         reported = [SYSTEM_STATUS] if statuses is None else statuses
+        if token is _ISSUE:
+            token = issue_token(directory) if (directory / DB_FILENAME).is_file() else "atlas_not_issued"
         app = create_api(
             directory,
             started_at=STARTED_AT,
@@ -81,7 +96,8 @@ async def serve() -> AsyncIterator[Callable[..., Awaitable[httpx.AsyncClient]]]:
             if server.started:
                 break
             await asyncio.sleep(0.02)
-        client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}", timeout=5.0)
+        headers = bearer(token) if token is not None else {}
+        client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}", timeout=5.0, headers=headers)
         clients.append(client)
         return client
 

@@ -14,10 +14,14 @@ from fastapi import FastAPI
 from atlas_tui.api import ApiServer, create_api
 from atlas_tui.cli import EXIT_OK, main
 from atlas_tui.config import load_config
+from tests.api_tokens import bearer, issue_token
 from tests.cli.test_alerts_commands import NOW, Seeded, seed_alerts
 
 API_NOW = NOW + 10.0
 """Clock of the app: acknowledgements made through it are stamped with this time."""
+
+API_ACTOR = "api:test"
+"""Actor of acknowledgements made with the test token, which `issue_token` names `test`."""
 
 
 @pytest.fixture(autouse=True)
@@ -47,9 +51,10 @@ def _app(seeded: Seeded) -> FastAPI:
 
 @pytest.fixture
 async def client(seeded: Seeded) -> AsyncIterator[httpx.AsyncClient]:
-    """A client calling the app in process through ASGI."""
+    """A client calling the app in process through ASGI, with a token of every scope."""
     transport = httpx.ASGITransport(app=_app(seeded))
-    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as running:
+    headers = bearer(issue_token(seeded.data_dir))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1", headers=headers) as running:
         yield running
 
 
@@ -114,7 +119,7 @@ async def test_list_bad_state(client: httpx.AsyncClient) -> None:
 
 
 async def test_ack_with_message(client: httpx.AsyncClient) -> None:
-    """A JSON body's message is stored; the actor is `api` and the time is the app's clock."""
+    """A JSON body's message is stored; the actor is `api:<token name>` and the time is the app's clock."""
     alert_id = (await _ids(client))["high_cpu"]
 
     response = await client.post(f"/api/alerts/ack/{alert_id}", json={"message": "paged the on-call"})
@@ -122,7 +127,7 @@ async def test_ack_with_message(client: httpx.AsyncClient) -> None:
     body = response.json()
     assert response.status_code == 200
     assert body["alert_id"] == alert_id
-    assert (body["ack_by"], body["ack_message"], body["ack_at"]) == ("api", "paged the on-call", API_NOW)
+    assert (body["ack_by"], body["ack_message"], body["ack_at"]) == (API_ACTOR, "paged the on-call", API_NOW)
 
 
 async def test_ack_empty_body(client: httpx.AsyncClient) -> None:
@@ -132,7 +137,7 @@ async def test_ack_empty_body(client: httpx.AsyncClient) -> None:
     response = await client.post(f"/api/alerts/ack/{alert_id}")
 
     assert response.status_code == 200
-    assert response.json()["ack_by"] == "api"
+    assert response.json()["ack_by"] == API_ACTOR
 
 
 async def test_ack_empty_json_object(client: httpx.AsyncClient) -> None:
@@ -207,7 +212,7 @@ async def test_history_events(client: httpx.AsyncClient) -> None:
     body = (await client.get(f"/api/alerts/{alert_id}/history")).json()
 
     assert body["alert"]["alert_id"] == alert_id
-    assert [(e["kind"], e["actor"]) for e in body["events"]] == [("firing", "engine"), ("acknowledged", "api")]
+    assert [(e["kind"], e["actor"]) for e in body["events"]] == [("firing", "engine"), ("acknowledged", API_ACTOR)]
     assert body["events"][1]["at_iso"] == "2025-06-15T15:06:50Z"
 
 
@@ -220,12 +225,14 @@ async def test_history_unknown_404(client: httpx.AsyncClient) -> None:
 
 
 async def test_missing_store_503(tmp_path: Path) -> None:
-    """Without a store file the alert routes return 503 like the other routes."""
+    """Without a store file the alert routes return 503 like the other routes, since no token can be checked."""
     app = create_api(tmp_path / "none", started_at=0.0, version="t", statuses_provider=list)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1", headers=bearer("atlas_x")) as client:
         response = await client.get("/api/alerts")
 
     assert response.status_code == 503
+    assert response.json()["error"]["code"] == "token_store_unavailable"
 
 
 # --- end to end ---------------------------------------------------------------------------
@@ -241,7 +248,9 @@ async def test_uvicorn_ack_seen_by_cli(seeded: Seeded, capsys: pytest.CaptureFix
             if server.started:
                 break
             await asyncio.sleep(0.02)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}", timeout=5.0) as client:
+        headers = bearer(issue_token(seeded.data_dir))
+        base_url = f"http://127.0.0.1:{server.port}"
+        async with httpx.AsyncClient(base_url=base_url, timeout=5.0, headers=headers) as client:
             alert_id = (await _ids(client))["high_cpu"]
             response = await client.post(f"/api/alerts/ack/{alert_id}", json={"message": "via api"})
     finally:
@@ -250,4 +259,4 @@ async def test_uvicorn_ack_seen_by_cli(seeded: Seeded, capsys: pytest.CaptureFix
 
     assert response.status_code == 200
     [firing] = [item for item in _cli_list(seeded, capsys) if item["alert_id"] == alert_id]
-    assert (firing["ack_by"], firing["ack_message"]) == ("api", "via api")
+    assert (firing["ack_by"], firing["ack_message"]) == (API_ACTOR, "via api")

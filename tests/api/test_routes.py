@@ -73,13 +73,13 @@ async def test_status_shape(serve, data_dir: Path) -> None:
 
 
 async def test_missing_store_503(serve, tmp_path: Path) -> None:
-    """Without a store file the routes return 503 naming the missing file."""
+    """Without a store file the routes return 503, because no token can be checked."""
     client = await serve(tmp_path / "nothing")
 
     response = await client.get("/api/metrics")
 
     assert response.status_code == 503
-    assert "store not found" in response.json()["detail"]
+    assert response.json()["error"]["code"] == "token_store_unavailable"
 
 
 async def test_binds_loopback_only(data_dir: Path) -> None:

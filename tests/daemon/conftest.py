@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.api_tokens import daemon_headers
+
 START_TIMEOUT = 15.0
 """Seconds a daemon may take to log "daemon started" on a loaded 2-core machine."""
 
@@ -51,6 +53,10 @@ class DaemonProcess:
         """Poll the log until it contains `text`; False after `timeout` or on exit without it."""
         poll(lambda: text in self.log() or self.proc.poll() is not None, timeout)
         return text in self.log()
+
+    def headers(self) -> dict[str, str]:
+        """Return the `Authorization` header with the token the daemon wrote to its data directory."""
+        return daemon_headers(self.data_dir)
 
     def port(self) -> int | None:
         """Return the API port from the "daemon started" line, or None for `--no-api`."""

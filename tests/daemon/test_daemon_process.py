@@ -66,9 +66,10 @@ def test_metrics_listed_after_collection(module_daemon: DaemonProcess) -> None:
 def test_api_metrics_filter(module_daemon: DaemonProcess) -> None:
     """GET /api/metrics?name=disk_usage returns only disk_usage series, `/` among them."""
     url = f"http://127.0.0.1:{module_daemon.port()}/api/metrics"
-    assert poll(lambda: bool(httpx.get(url, params={"name": "disk_usage"}).json()), timeout=10.0)
+    headers = module_daemon.headers()
+    assert poll(lambda: bool(httpx.get(url, params={"name": "disk_usage"}, headers=headers).json()), timeout=10.0)
 
-    items = httpx.get(url, params={"name": "disk_usage"}).json()
+    items = httpx.get(url, params={"name": "disk_usage"}, headers=headers).json()
     assert {item["name"] for item in items} == {"disk_usage"}
     assert {"mount": "/"} in [item["labels"] for item in items]
 
@@ -76,13 +77,14 @@ def test_api_metrics_filter(module_daemon: DaemonProcess) -> None:
 def test_api_system_status(module_daemon: DaemonProcess) -> None:
     """GET /api/system/status reports version, pid, a running daemon and the system collector."""
     url = f"http://127.0.0.1:{module_daemon.port()}/api/system/status"
+    headers = module_daemon.headers()
 
     def system_ran() -> bool:
-        body = httpx.get(url).json()
+        body = httpx.get(url, headers=headers).json()
         return any(c["name"] == "system" and c["last_run"] for c in body["collectors"])
 
     assert poll(system_ran, timeout=10.0)
-    body = httpx.get(url).json()
+    body = httpx.get(url, headers=headers).json()
     assert body["version"] == __version__
     assert body["pid"] == module_daemon.pid
     assert body["daemon"]["state"] == "running"
@@ -91,10 +93,11 @@ def test_api_system_status(module_daemon: DaemonProcess) -> None:
 
 
 def test_sighup_keeps_running(module_daemon: DaemonProcess) -> None:
-    """SIGHUP logs that reload is not supported and the daemon keeps running."""
+    """SIGHUP reloads the unchanged config and the daemon keeps running."""
     module_daemon.proc.send_signal(signal.SIGHUP)
 
-    assert module_daemon.wait_for_log("reload not supported yet", timeout=5.0)
+    assert module_daemon.wait_for_log("config reloaded", timeout=5.0), module_daemon.log()
+    assert "changed=none" in module_daemon.log()
     assert module_daemon.proc.poll() is None
 
 
@@ -215,4 +218,4 @@ def test_config_port_used(start_daemon: Callable[..., DaemonProcess]) -> None:
 
     assert daemon.wait_for_log("daemon started"), daemon.log()
     assert daemon.port() == port
-    assert httpx.get(f"http://127.0.0.1:{port}/api/system/status").status_code == 200
+    assert httpx.get(f"http://127.0.0.1:{port}/api/system/status", headers=daemon.headers()).status_code == 200

@@ -33,7 +33,7 @@ def _digest(path: Path) -> str:
 
 
 def _status(daemon: DaemonProcess) -> dict[str, object]:
-    response = httpx.get(f"http://127.0.0.1:{daemon.port()}/api/system/status", timeout=5.0)
+    response = httpx.get(f"http://127.0.0.1:{daemon.port()}/api/system/status", headers=daemon.headers(), timeout=5.0)
     return dict(response.json())
 
 

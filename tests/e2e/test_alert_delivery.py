@@ -28,6 +28,7 @@ import pytest
 
 from atlas_tui.alerts.channels.errors import WebhookVerificationError
 from atlas_tui.alerts.channels.signing import verify_standard_webhook
+from tests.api_tokens import daemon_headers
 from tests.e2e.channels import (
     EVALUATION_INTERVAL,
     Smtp,
@@ -146,11 +147,14 @@ def test_notices_exactly_once_per_channel(
     assert listed(daemon, alert_id)["ack_by"] is None
 
     response = httpx.post(
-        f"http://127.0.0.1:{daemon.port()}/api/alerts/ack/{alert_id}", json={"message": API_MESSAGE}, timeout=10.0
+        f"http://127.0.0.1:{daemon.port()}/api/alerts/ack/{alert_id}",
+        json={"message": API_MESSAGE},
+        headers=daemon_headers(daemon.data_dir),
+        timeout=10.0,
     )
     assert response.status_code == 200, response.text
     after_api = listed(daemon, alert_id)
-    assert after_api["ack_by"] == "api"
+    assert after_api["ack_by"] == "api:local"
     assert after_api["ack_message"] == API_MESSAGE
     assert after_api["state"] == "firing"
 
@@ -188,11 +192,11 @@ def test_notices_exactly_once_per_channel(
         ("firing", "engine"),
         ("acknowledged", OPERATOR),
         ("unacknowledged", OPERATOR),
-        ("acknowledged", "api"),
+        ("acknowledged", "api:local"),
         ("resolved", "engine"),
     ]
     messages = {event["actor"]: event["message"] for event in view["events"] if event["kind"] == "acknowledged"}
-    assert messages == {OPERATOR: CLI_MESSAGE, "api": API_MESSAGE}
+    assert messages == {OPERATOR: CLI_MESSAGE, "api:local": API_MESSAGE}
     skipped = {(d["channel"], d["kind"]) for d in view["deliveries"] if d["status"] == "skipped"}
     others = {d["status"] for d in view["deliveries"] if d["status"] != "skipped"}
     # Email and Slack take no acknowledge notices, so the sender records them as skipped.
