@@ -6,11 +6,12 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: run test screenshots devnode clean monitoring-tools openapi
 
-$(STAMP): pyproject.toml
+# setup.py compiles the backup chunker (atlas_tui/backup/_cdc.c) with gcc and the Python headers.
+$(STAMP): pyproject.toml setup.py atlas_tui/backup/_cdc.c
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip 2>&1 | grep -v "is ignored" || true
 	$(PY) -m pip install --quiet -e '.[test]' 2>&1 | grep -v "is ignored" || true
-	$(PY) -c "import atlas_tui, textual, psutil, pytest"
+	$(PY) -c "import atlas_tui, textual, psutil, pytest, atlas_tui.backup._cdc"
 	touch $(STAMP)
 
 # The local Ethereum dev node (ganache, from the npm registry) that the node tests start.

@@ -4,7 +4,8 @@
 (flag, else environment, else XDG default) and hands over to the console, the
 daemon or a short store read. `atlas alerts`, `atlas notify test` and the rule check
 of `atlas config check` run in `atlas_tui.cli_alerts`, and `atlas api token` in
-`atlas_tui.cli_api`. Heavy packages (Textual,
+`atlas_tui.cli_api`. `atlas backup`, also installed as `backup-manager`, runs in
+`atlas_tui.cli_backup`, which adds exit codes 3 (partial) and 4 (locked). Heavy packages (Textual,
 FastAPI, uvicorn, the alert channels) are imported inside the subcommand that needs
 them, so `atlas metrics` starts fast.
 
@@ -120,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     from atlas_tui.cli_api import register as register_api
 
     register_api(commands)
+    from atlas_tui.cli_backup import register as register_backup
+
+    register_backup(commands)
     return parser
 
 
@@ -472,6 +476,12 @@ def _cmd_api(args: argparse.Namespace) -> int:
     return run_api(args)
 
 
+def _cmd_backup(args: argparse.Namespace) -> int:
+    from atlas_tui.cli_backup import run_backup
+
+    return run_backup(args)
+
+
 def _cmd_notify(args: argparse.Namespace) -> int:
     configure_logging("WARNING")
     path = resolve_config_path(args.config)
@@ -492,6 +502,7 @@ _COMMANDS = {
     "notify": _cmd_notify,
     "analytics": _cmd_analytics,
     "api": _cmd_api,
+    "backup": _cmd_backup,
 }
 
 

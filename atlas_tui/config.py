@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Valida
 
 from atlas_tui.alerts.channels.models import ChannelConfig
 from atlas_tui.analytics.config import AnalyticsConfig
+from atlas_tui.backup.config import BackupConfig
 from atlas_tui.api_config import ApiConfig
 from atlas_tui.durations import Duration
 from atlas_tui.errors import ConfigError
@@ -164,6 +165,8 @@ class Config(_Section):
     """Notification channels by name; rules list these names in `channels`."""
     api: ApiConfig = Field(default_factory=ApiConfig)
     """HTTP API listen address, TLS, allowed hosts, CORS and limits, as described in `ApiConfig`."""
+    backup: BackupConfig = Field(default_factory=BackupConfig)
+    """Backup repository, passphrase source and sets; see `atlas_tui.backup.config.BackupConfig`."""
 
     def unconfigured_channels(self) -> list[tuple[str, str]]:
         """Return `(rule id, channel)` pairs where a rule names a channel that is not configured.

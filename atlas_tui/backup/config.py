@@ -1,0 +1,89 @@
+"""The `backup` section of the config file: repository, passphrase source and backup sets.
+
+`atlas_tui.config.Config.backup` is one `BackupConfig`. The keys operators already
+use (`backup_frequency`, `retention_period`, `max_backup_size`,
+`encryption_enabled`, `test_restores_enabled`) keep their meaning and defaults.
+The passphrase never appears here: only the name of the environment variable or
+the file that contains it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
+
+from atlas_tui.durations import Duration
+
+__all__ = ["DEFAULT_PASSPHRASE_ENV", "BackupConfig", "BackupSetConfig"]
+
+DEFAULT_PASSPHRASE_ENV = "ATLAS_BACKUP_PASSPHRASE"
+"""Environment variable read for the repository passphrase unless `passphrase_env` names another."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class BackupSetConfig(_Section):
+    """A named group of paths backed up together."""
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
+    """Set name, used in run results and the `backup_set` metric label."""
+    paths: list[str] = Field(min_length=1)
+    """Absolute files or directories to back up."""
+    priority: StrictInt = 0
+    """Sets with a higher priority run first."""
+    sqlite: StrictBool = False
+    """Copy SQLite databases in these paths with the online backup API and leave out their -wal and -shm files."""
+
+    @field_validator("paths")
+    @classmethod
+    def _absolute(cls, paths: list[str]) -> list[str]:
+        for path in paths:
+            if not Path(path).is_absolute():
+                raise ValueError(f"backup paths must be absolute, got {path!r}")
+        return paths
+
+
+class BackupConfig(_Section):
+    """Backup repository, schedule keys and sets."""
+
+    repository: str | None = None
+    """Repository directory; unset uses `backups` in the data directory, which the backup itself leaves out."""
+    passphrase_env: str = Field(default=DEFAULT_PASSPHRASE_ENV, min_length=1)
+    """Environment variable holding the repository passphrase."""
+    passphrase_file: str | None = None
+    """File whose first line is the passphrase; used when the environment variable is unset."""
+    backup_frequency: Duration = Field(default=86400.0, gt=0)
+    """Time between scheduled backups (24h). TODO: the scheduler that reads it is not written yet."""
+    retention_period: Duration = Field(default=720 * 3600.0, gt=0)
+    """How long snapshots are kept (720h). TODO: retention and prune are not written yet."""
+    max_backup_size: StrictInt = Field(default=100 * 1024**3, gt=0)
+    """Largest backup in bytes (100 GiB); lower-priority sets are skipped above it (not enforced yet)."""
+    encryption_enabled: StrictBool = True
+    """Repositories are always encrypted; false is rejected."""
+    test_restores_enabled: StrictBool = True
+    """Run periodic test restores from the daemon (not wired yet)."""
+    keep_daily: StrictInt | None = Field(default=None, ge=0)
+    """Daily snapshots kept beyond `retention_period` by a later retention run."""
+    keep_weekly: StrictInt | None = Field(default=None, ge=0)
+    keep_monthly: StrictInt | None = Field(default=None, ge=0)
+    sets: list[BackupSetConfig] = Field(default_factory=list)
+    """Backup sets; empty backs up the data directory with its databases."""
+
+    @field_validator("encryption_enabled")
+    @classmethod
+    def _encrypted(cls, enabled: bool) -> bool:
+        if not enabled:
+            raise ValueError("unencrypted backup repositories are not supported; remove the key or set it to true")
+        return enabled
+
+    @field_validator("sets")
+    @classmethod
+    def _unique_names(cls, sets: list[BackupSetConfig]) -> list[BackupSetConfig]:
+        names = [item.name for item in sets]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"backup set names must be unique, got {', '.join(duplicates)} more than once")
+        return sets

@@ -1,0 +1,104 @@
+"""Errors raised by the backup engine.
+
+    AtlasError
+    └── BackupError              any backup, restore or repository failure
+        ├── RepositoryNotFound   no repository at the path
+        ├── RepositoryExists     `init` on a path that already contains a repository
+        ├── PassphraseMissing    no passphrase in the environment, the file or a prompt
+        ├── WrongPassphrase      no key file of the repository opens with the passphrase
+        ├── RepositoryLocked     another live process holds the repository lock
+        ├── SnapshotNotFound     no snapshot with the id, or none at all for `--latest`
+        ├── UnsafeRestorePath    a restore would write outside the target directory
+        ├── CorruptData          a pack, index or snapshot failed authentication or its hash
+        └── ChunkerUnavailable   the compiled chunker was not built
+
+Each message names the repository, snapshot, pack or path at fault and, where the
+user can fix it, the command or config key to use.
+"""
+
+from __future__ import annotations
+
+from atlas_tui.errors import AtlasError
+
+__all__ = [
+    "BackupError",
+    "ChunkerUnavailable",
+    "CorruptData",
+    "PassphraseMissing",
+    "RepositoryExists",
+    "RepositoryLocked",
+    "RepositoryNotFound",
+    "SnapshotNotFound",
+    "UnsafeRestorePath",
+    "WrongPassphrase",
+]
+
+
+class BackupError(AtlasError):
+    """Base of the backup engine's errors."""
+
+
+class RepositoryNotFound(BackupError):
+    """Raised when the repository directory or its config file is missing."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(
+            f"no backup repository at {path}; run `backup-manager init` or set `backup.repository` in the config"
+        )
+
+
+class RepositoryExists(BackupError):
+    """Raised by `init` when the directory already contains a repository config."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(f"a backup repository already exists at {path}; choose another `backup.repository`")
+
+
+class PassphraseMissing(BackupError):
+    """Raised when no passphrase source is set and no terminal can prompt for one."""
+
+
+class WrongPassphrase(BackupError):
+    """Raised when no key file opens with the passphrase.
+
+    The message does not say whether the passphrase or a key file is at fault,
+    because telling them apart would need an unauthenticated check.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(
+            f"wrong passphrase for the backup repository at {path}: no key file opens with it; "
+            "check the passphrase environment variable or file"
+        )
+
+
+class RepositoryLocked(BackupError):
+    """Raised when a live process holds the repository lock."""
+
+    def __init__(self, path: str, host: str, pid: int) -> None:
+        self.path = path
+        self.host = host
+        self.pid = pid
+        super().__init__(
+            f"the backup repository at {path} is locked by pid {pid} on {host}; wait for it to finish, "
+            "or run `backup-manager unlock` if that process is gone"
+        )
+
+
+class SnapshotNotFound(BackupError):
+    """Raised when a snapshot id is unknown, or `--latest` finds no snapshot."""
+
+
+class UnsafeRestorePath(BackupError):
+    """Raised when a snapshot path is absolute, contains `..` or leads through a symlink out of the target."""
+
+
+class CorruptData(BackupError):
+    """Raised when stored data fails authentication, decompression or its content hash."""
+
+
+class ChunkerUnavailable(BackupError):
+    """Raised when the compiled chunker extension is missing."""

@@ -1,0 +1,83 @@
+"""Key files: the master key sealed under keys derived from passphrases with scrypt.
+
+Each file under `keys/` contains the same master key, sealed with AES-256-GCM under
+a key that scrypt derives from one passphrase and the file's salt. Adding a
+passphrase adds a file, and removing one deletes a file, so data is never
+re-encrypted for either. The associated data binds a key file to its repository id
+and key id, so a key file copied from another repository does not open here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import secrets
+import socket
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pydantic import ValidationError
+
+from atlas_tui.backup.atomic import TEMP_PREFIX, write_atomic
+from atlas_tui.backup.crypto import KEY_BYTES, NONCE_BYTES, MasterKey
+from atlas_tui.backup.errors import CorruptData, WrongPassphrase
+from atlas_tui.backup.models import KdfParams, KeyFile
+
+__all__ = ["create_key_file", "open_master_key"]
+
+_SCRYPT_MAX_MEMORY = 1024 * 1024 * 1024
+
+logger = logging.getLogger(__name__)
+
+
+def create_key_file(
+    keys_dir: Path, repository_id: str, master: MasterKey, passphrase: bytes, *, now: float, scrypt_n: int = 2**15
+) -> KeyFile:
+    """Seal `master` under `passphrase` and write it as a new file in `keys_dir`."""
+    kdf = KdfParams(salt=os.urandom(16), n=scrypt_n)
+    key_id = secrets.token_hex(8)
+    wrapping = _derive(passphrase, kdf)
+    nonce = os.urandom(NONCE_BYTES)
+    sealed = nonce + AESGCM(wrapping).encrypt(nonce, master.to_bytes(), _associated(repository_id, key_id))
+    key_file = KeyFile(id=key_id, created=now, hostname=socket.gethostname(), kdf=kdf, sealed_master=sealed)
+    write_atomic(keys_dir / key_id, key_file.model_dump_json(indent=2).encode())
+    return key_file
+
+
+def open_master_key(keys_dir: Path, repository_id: str, passphrase: bytes, repository: str) -> tuple[MasterKey, str]:
+    """Return the master key and the id of the first key file that opens with `passphrase`.
+
+    Raises:
+        WrongPassphrase: no key file opens with it.
+        CorruptData: a key file is not valid JSON of the expected shape.
+    """
+    for path in sorted(keys_dir.iterdir()):
+        if path.name.startswith(TEMP_PREFIX):
+            continue
+        try:
+            key_file = KeyFile.model_validate_json(path.read_bytes())
+        except ValidationError as err:
+            raise CorruptData(f"key file {path} is invalid: {err.error_count()} problems") from err
+        wrapping = _derive(passphrase, key_file.kdf)
+        sealed = key_file.sealed_master
+        try:
+            raw = AESGCM(wrapping).decrypt(
+                sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], _associated(repository_id, key_file.id)
+            )
+        except InvalidTag:
+            continue
+        logger.debug("opened key key_id=%s", key_file.id)
+        return MasterKey.from_bytes(raw), key_file.id
+    raise WrongPassphrase(repository)
+
+
+def _derive(passphrase: bytes, kdf: KdfParams) -> bytes:
+    return hashlib.scrypt(
+        passphrase, salt=kdf.salt, n=kdf.n, r=kdf.r, p=kdf.p, maxmem=_SCRYPT_MAX_MEMORY, dklen=KEY_BYTES
+    )
+
+
+def _associated(repository_id: str, key_id: str) -> bytes:
+    return f"atlas-key:{repository_id}:{key_id}".encode()

@@ -1,0 +1,291 @@
+"""Pydantic models of the repository's files and of the engine's inputs and outputs.
+
+The repository models (`RepositoryConfig`, `KeyFile`, `Snapshot` with its `Entry`
+list) are what `docs/backup-format.md` describes; change them only together with
+that document and `FORMAT_VERSION`. Paths inside a snapshot are bytes, relative to
+the filesystem root, so names that are not UTF-8 survive a round trip. Bytes fields
+appear in JSON as base64. Times are UTC epoch seconds, file times nanoseconds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "FORMAT_VERSION",
+    "BackupRequest",
+    "BackupResult",
+    "BackupSetSpec",
+    "ChunkerParams",
+    "DamagedPack",
+    "Entry",
+    "EntryType",
+    "IntegrityResult",
+    "KdfParams",
+    "KeyFile",
+    "RepositoryConfig",
+    "RestoreResult",
+    "RunStatus",
+    "SetResult",
+    "SkippedPath",
+    "Snapshot",
+    "SnapshotSummary",
+    "Trigger",
+    "VerifyResult",
+]
+
+FORMAT_VERSION = 1
+"""Version of the on-disk format in `config`; readers reject other versions."""
+
+Trigger = Literal["manual", "scheduled", "test"]
+"""Origin of a backup run, the last part of its id."""
+RunStatus = Literal["ok", "partial", "failed"]
+"""Outcome of a backup run; only `ok` counts as a successful backup."""
+EntryType = Literal["file", "dir", "symlink", "fifo", "socket", "chardev", "blockdev"]
+"""Kind of a filesystem entry in a snapshot."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", ser_json_bytes="base64", val_json_bytes="base64")
+
+
+class ChunkerParams(_Model):
+    """Chunk size bounds of a repository, fixed at `init` because they decide deduplication."""
+
+    min_size: int = Field(default=256 * 1024, ge=64)
+    """No boundary is placed closer than this to the chunk start, in bytes."""
+    avg_size: int = Field(default=1024 * 1024, ge=128)
+    """Target average chunk size in bytes, a power of two; 1 MiB keeps the index small."""
+    max_size: int = Field(default=4 * 1024 * 1024, ge=256)
+    """A chunk that reaches this many bytes is cut there."""
+
+    @model_validator(mode="after")
+    def _check_order(self) -> ChunkerParams:
+        if self.avg_size & (self.avg_size - 1):
+            raise ValueError(f"avg_size must be a power of two, got {self.avg_size}")
+        if not self.min_size < self.avg_size < self.max_size:
+            raise ValueError(
+                f"need min_size < avg_size < max_size, got {self.min_size}, {self.avg_size}, {self.max_size}"
+            )
+        return self
+
+
+class RepositoryConfig(_Model):
+    """The plaintext `config` file at the repository root."""
+
+    version: int = FORMAT_VERSION
+    """On-disk format version."""
+    id: str
+    """Random repository id (hex), also bound into every key file."""
+    created: float
+    """Creation time."""
+    chunker: ChunkerParams = Field(default_factory=ChunkerParams)
+    """Chunk size bounds."""
+    pack_size: int = Field(default=16 * 1024 * 1024, ge=1024)
+    """Pack size in bytes at which a pack is closed. 16 MiB keeps file counts low, and a
+    restore still reads only the packs it needs."""
+
+
+class KdfParams(_Model):
+    """scrypt parameters of one key file."""
+
+    name: Literal["scrypt"] = "scrypt"
+    salt: bytes
+    """Random 16-byte salt."""
+    n: int = Field(default=2**15, ge=2**10, le=2**20)
+    """CPU and memory cost, a power of two. 2^15 with r=8 needs 32 MiB (128 * n * r bytes)."""
+    r: int = Field(default=8, ge=1, le=32)
+    p: int = Field(default=1, ge=1, le=16)
+
+    @model_validator(mode="after")
+    def _check_cost(self) -> KdfParams:
+        if self.n & (self.n - 1):
+            raise ValueError(f"scrypt n must be a power of two, got {self.n}")
+        if 128 * self.n * self.r > 512 * 1024**2:
+            raise ValueError(f"scrypt n={self.n}, r={self.r} needs more than 512 MiB")
+        return self
+
+
+class KeyFile(_Model):
+    """One file under `keys/`: the master key sealed under a passphrase-derived key."""
+
+    id: str
+    """Random key id (hex), the file name."""
+    created: float
+    hostname: str
+    """Host that created the key, for `key list`."""
+    kdf: KdfParams
+    sealed_master: bytes
+    """AES-256-GCM nonce, ciphertext and tag of the master key."""
+
+
+class Entry(_Model):
+    """One filesystem entry of a snapshot."""
+
+    path: bytes
+    """Path relative to the filesystem root, `/`-separated, without a leading slash."""
+    type: EntryType
+    mode: int
+    """Permission bits including setuid, setgid and sticky (no file type bits)."""
+    uid: int
+    gid: int
+    mtime_ns: int
+    size: int = 0
+    """File size in bytes; 0 for other types."""
+    inode: int = 0
+    """Inode and ctime feed the files cache of the next incremental run."""
+    ctime_ns: int = 0
+    chunks: list[str] = Field(default_factory=list)
+    """Chunk ids (hex) of a file's content, in order."""
+    content_hash: str | None = None
+    """Keyed BLAKE2b of a file's whole content, which `verify` checks."""
+    link_target: bytes | None = None
+    """Target of a symlink, as stored by the filesystem."""
+    rdev: int | None = None
+    """Device number of a character or block device."""
+    sqlite: bool = False
+    """True for a database copied with SQLite's online backup API."""
+
+    def display_path(self) -> str:
+        """Return the path as text for messages, with bytes that are not UTF-8 as `\\xNN` escapes."""
+        return "/" + self.path.decode("utf-8", "backslashreplace")
+
+
+class SkippedPath(_Model):
+    """A path the backup could not read."""
+
+    path: str
+    reason: str
+
+
+class SetResult(_Model):
+    """Outcome of one backup set in a run."""
+
+    name: str
+    paths: list[str]
+    status: RunStatus
+    files: int = 0
+    bytes: int = 0
+    skipped: list[SkippedPath] = Field(default_factory=list)
+
+
+class SnapshotSummary(_Model):
+    """A snapshot without its entries, as `list` shows it."""
+
+    id: str
+    """`backup_<unix seconds>_<trigger>`."""
+    time: float
+    trigger: Trigger
+    hostname: str
+    status: RunStatus
+    parent: str | None = None
+    """Snapshot whose files cache this run used."""
+    files: int = 0
+    bytes: int = 0
+    """Total size of the files in the snapshot."""
+    sets: list[SetResult] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+
+
+class Snapshot(SnapshotSummary):
+    """A snapshot manifest under `snapshots/`, written last in a run."""
+
+    entries: list[Entry] = Field(default_factory=list)
+
+    def summary(self) -> SnapshotSummary:
+        """Return the snapshot without its entries."""
+        return SnapshotSummary.model_validate(self.model_dump(exclude={"entries"}))
+
+
+class BackupSetSpec(_Model):
+    """One backup set given to the engine."""
+
+    name: str
+    paths: list[Path]
+    sqlite: bool = False
+    """Copy SQLite databases in these paths with the online backup API and skip their -wal and -shm files."""
+    priority: int = 0
+    """Higher priority sets run first."""
+
+
+class BackupRequest(_Model):
+    """Input of one backup run."""
+
+    sets: list[BackupSetSpec] = Field(min_length=1)
+    trigger: Trigger = "manual"
+    full: bool = False
+    """Read every file, even those the files cache marks as unchanged."""
+    now: float
+    """Start time; the backup id uses its whole seconds."""
+
+
+class BackupResult(_Model):
+    """Outcome of one backup run."""
+
+    id: str | None
+    """Snapshot id, None when the run failed and wrote no snapshot."""
+    status: RunStatus
+    files: int = 0
+    files_read: int = 0
+    """Files whose content was read; the others came from the files cache."""
+    bytes: int = 0
+    bytes_read: int = 0
+    new_chunks: int = 0
+    new_bytes_stored: int = 0
+    """Sealed bytes added to packs by this run."""
+    sets: list[SetResult] = Field(default_factory=list)
+    skipped: list[SkippedPath] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    duration: float = 0.0
+
+
+class RestoreResult(_Model):
+    """Outcome of a restore."""
+
+    id: str
+    target: str
+    files: int = 0
+    dirs: int = 0
+    symlinks: int = 0
+    special: int = 0
+    bytes: int = 0
+    not_restored: list[SkippedPath] = Field(default_factory=list)
+    """Entries that cannot be recreated here, such as sockets or devices without root."""
+
+
+class VerifyResult(_Model):
+    """Outcome of a test restore compared with the snapshot."""
+
+    id: str
+    status: RunStatus
+    checked: int = 0
+    mismatches: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+
+class DamagedPack(_Model):
+    """A pack (or a missing chunk) that failed the integrity check."""
+
+    pack: str
+    reason: str
+    chunks: int = 0
+    """Chunks of the checked snapshots that are unreadable."""
+    snapshots: list[str] = Field(default_factory=list)
+    """Every snapshot that uses a chunk of this pack."""
+
+
+class IntegrityResult(_Model):
+    """Outcome of reading and authenticating every chunk of some snapshots."""
+
+    snapshots: list[str]
+    packs: int = 0
+    chunks: int = 0
+    damaged: list[DamagedPack] = Field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is damaged."""
+        return not self.damaged

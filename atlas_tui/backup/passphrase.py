@@ -1,0 +1,62 @@
+"""Sources of the repository passphrase: a file flag, the environment, a config file or a prompt.
+
+The order is `--passphrase-file`, then the environment variable named by
+`backup.passphrase_env`, then `backup.passphrase_file`, then a terminal prompt.
+The passphrase is never read from the JSON config and never logged.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from pathlib import Path
+
+from atlas_tui.backup.config import BackupConfig
+from atlas_tui.backup.errors import PassphraseMissing
+
+__all__ = ["read_passphrase"]
+
+
+def read_passphrase(config: BackupConfig, flag_file: Path | None, *, confirm: bool = False) -> bytes:
+    """Return the passphrase as UTF-8 bytes.
+
+    Args:
+        confirm: Prompt twice when prompting, as `init` does.
+
+    Raises:
+        PassphraseMissing: no source is set, a file cannot be read, or the passphrase is empty.
+    """
+    if flag_file is not None:
+        return _from_file(flag_file, "--passphrase-file")
+    value = os.environ.get(config.passphrase_env)
+    if value:
+        return value.encode()
+    if config.passphrase_file:
+        return _from_file(Path(config.passphrase_file).expanduser(), "backup.passphrase_file")
+    if sys.stdin.isatty():
+        return _prompt(confirm)
+    raise PassphraseMissing(
+        f"no backup passphrase: set the environment variable {config.passphrase_env}, "
+        "set `backup.passphrase_file` in the config, or pass --passphrase-file"
+    )
+
+
+def _from_file(path: Path, source: str) -> bytes:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise PassphraseMissing(f"cannot read the passphrase file {path} ({source}): {err.strerror}") from err
+    first = text.splitlines()[0] if text else ""
+    if not first:
+        raise PassphraseMissing(f"the passphrase file {path} ({source}) is empty; write the passphrase on its first line")
+    return first.encode()
+
+
+def _prompt(confirm: bool) -> bytes:
+    first = getpass.getpass("backup repository passphrase: ")
+    if not first:
+        raise PassphraseMissing("the passphrase is empty; enter a passphrase")
+    if confirm and getpass.getpass("repeat the passphrase: ") != first:
+        raise PassphraseMissing("the two passphrases differ; run the command again")
+    return first.encode()

@@ -1,0 +1,231 @@
+"""An opened backup repository: config, master key, index and snapshots on disk.
+
+Layout (see docs/backup-format.md):
+
+    config                 plaintext JSON `RepositoryConfig`
+    keys/<key id>          `KeyFile`, one per passphrase
+    data/<xx>/<pack id>    packs of sealed chunks
+    index/<index id>       sealed JSON: pack id -> chunk entries, one file per backup run
+    snapshots/<backup id>  sealed JSON `Snapshot`, written last in a run
+    lock                   owner of the writer lock
+
+Writers call `lock()`. A backup writes packs, then one index file, then the
+snapshot. Each step is an atomic rename, so a crash leaves at worst packs that no
+index names, and the next run does not use them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from pathlib import Path
+from typing import NamedTuple
+
+from pydantic import ValidationError
+
+from atlas_tui.backup.atomic import TEMP_PREFIX, write_atomic
+from atlas_tui.backup.crypto import MasterKey, chunk_id, open_sealed, seal
+from atlas_tui.backup.errors import CorruptData, RepositoryExists, RepositoryNotFound, SnapshotNotFound
+from atlas_tui.backup.keys import create_key_file, open_master_key
+from atlas_tui.backup.lock import RepositoryLock
+from atlas_tui.backup.models import FORMAT_VERSION, ChunkerParams, RepositoryConfig, Snapshot
+from atlas_tui.backup.packs import PackInfo, chunk_associated, pack_path, read_pack_header
+
+__all__ = ["IndexEntry", "Repository"]
+
+_INDEX_ASSOCIATED = b"atlas-index"
+
+logger = logging.getLogger(__name__)
+
+
+class IndexEntry(NamedTuple):
+    """Location of one chunk."""
+
+    pack_id: str
+    offset: int
+    length: int
+    raw_length: int
+
+
+class Repository:
+    """A repository opened with a passphrase; build it with `init` or `open`."""
+
+    def __init__(self, path: Path, config: RepositoryConfig, key: MasterKey, key_id: str) -> None:
+        self.path = path
+        self.config = config
+        self.key = key
+        self.key_id = key_id
+        """Id of the key file that opened the repository."""
+
+    @classmethod
+    def init(
+        cls,
+        path: Path,
+        passphrase: bytes,
+        *,
+        now: float,
+        chunker: ChunkerParams | None = None,
+        pack_size: int | None = None,
+        scrypt_n: int = 2**15,
+    ) -> Repository:
+        """Create a repository in `path` (new or empty directory) with one key.
+
+        Raises:
+            RepositoryExists: `path` already has a `config` file.
+        """
+        if (path / "config").exists():
+            raise RepositoryExists(str(path))
+        for name in ("keys", "data", "index", "snapshots"):
+            (path / name).mkdir(parents=True, exist_ok=True)
+        config = RepositoryConfig(id=secrets.token_hex(16), created=now, chunker=chunker or ChunkerParams())
+        if pack_size is not None:
+            config.pack_size = pack_size
+        key = MasterKey.generate()
+        key_file = create_key_file(path / "keys", config.id, key, passphrase, now=now, scrypt_n=scrypt_n)
+        write_atomic(path / "config", config.model_dump_json(indent=2).encode(), mode=0o644)
+        logger.info("initialised backup repository repository=%s id=%s", path, config.id)
+        return cls(path, config, key, key_file.id)
+
+    @classmethod
+    def open(cls, path: Path, passphrase: bytes) -> Repository:
+        """Open the repository in `path`.
+
+        Raises:
+            RepositoryNotFound: no `config` file in `path`.
+            WrongPassphrase: no key file opens with `passphrase`.
+            CorruptData: the config file is invalid or has another format version.
+        """
+        try:
+            text = (path / "config").read_bytes()
+        except (FileNotFoundError, NotADirectoryError) as err:
+            raise RepositoryNotFound(str(path)) from err
+        try:
+            config = RepositoryConfig.model_validate_json(text)
+        except ValidationError as err:
+            raise CorruptData(f"repository config {path / 'config'} is invalid: {err}") from err
+        if config.version != FORMAT_VERSION:
+            raise CorruptData(
+                f"repository {path} has format version {config.version}; this atlas reads version {FORMAT_VERSION}"
+            )
+        key, key_id = open_master_key(path / "keys", config.id, passphrase, str(path))
+        return cls(path, config, key, key_id)
+
+    def lock(self, *, now: float) -> RepositoryLock:
+        """Return the writer lock, not yet taken; use it in a `with` block."""
+        return RepositoryLock(self.path, now=now)
+
+    def load_index(self) -> dict[bytes, IndexEntry]:
+        """Read every index file into a map from chunk id to location.
+
+        Raises:
+            CorruptData: an index file fails authentication.
+        """
+        index: dict[bytes, IndexEntry] = {}
+        for path in self._names("index"):
+            sealed = path.read_bytes()
+            plain = open_sealed(self.key, sealed, _INDEX_ASSOCIATED, f"index {path.name}")
+            for pack_id, rows in json.loads(plain).items():
+                for hex_id, offset, length, raw_length in rows:
+                    index[bytes.fromhex(hex_id)] = IndexEntry(pack_id, offset, length, raw_length)
+        return index
+
+    def write_index(self, packs: list[PackInfo]) -> None:
+        """Write one index file naming the chunks of `packs`."""
+        document = {
+            info.pack_id: [[e.chunk_id.hex(), e.offset, e.length, e.raw_length] for e in info.entries]
+            for info in packs
+        }
+        sealed = seal(self.key, json.dumps(document).encode(), _INDEX_ASSOCIATED)
+        write_atomic(self.path / "index" / secrets.token_hex(16), sealed)
+
+    def rebuild_index(self) -> int:
+        """Replace every index file with one built from the pack headers; return the chunk count."""
+        packs: list[PackInfo] = []
+        for pack_id in self.pack_ids():
+            data = pack_path(self.path, pack_id).read_bytes()
+            packs.append(PackInfo(pack_id, read_pack_header(data, self.key, pack_id)))
+        old = self._names("index")
+        self.write_index(packs)
+        for path in old:
+            path.unlink()
+        count = sum(len(info.entries) for info in packs)
+        logger.info("rebuilt index repository=%s packs=%d chunks=%d", self.path, len(packs), count)
+        return count
+
+    def pack_ids(self) -> list[str]:
+        """Return the ids of every finished pack."""
+        return sorted(
+            path.name
+            for path in (self.path / "data").glob("??/*")
+            if not path.name.startswith(TEMP_PREFIX)
+        )
+
+    def read_chunk(self, entry: IndexEntry, expected_id: bytes, pack: bytes | None = None) -> bytes:
+        """Read, authenticate and return one chunk's plaintext.
+
+        Args:
+            pack: The pack's bytes when the caller has read them already.
+
+        Raises:
+            CorruptData: the chunk fails authentication or its id does not match.
+        """
+        description = f"pack {entry.pack_id} chunk {expected_id.hex()}"
+        if pack is None:
+            with pack_path(self.path, entry.pack_id).open("rb") as handle:
+                handle.seek(entry.offset)
+                sealed = handle.read(entry.length)
+        else:
+            sealed = pack[entry.offset : entry.offset + entry.length]
+        plain = open_sealed(self.key, sealed, chunk_associated(expected_id), description)
+        if chunk_id(self.key, plain) != expected_id:
+            raise CorruptData(f"{description}: content does not match the chunk id")
+        return plain
+
+    def snapshot_ids(self) -> list[str]:
+        """Return the ids of every snapshot, oldest first."""
+        return sorted((path.name for path in self._names("snapshots")), key=_snapshot_order)
+
+    def load_snapshot(self, snapshot_id: str) -> Snapshot:
+        """Read one snapshot manifest.
+
+        Raises:
+            SnapshotNotFound: no snapshot has this id.
+            CorruptData: the manifest fails authentication.
+        """
+        path = self.path / "snapshots" / snapshot_id
+        if "/" in snapshot_id or not path.is_file():
+            raise SnapshotNotFound(
+                f"no snapshot {snapshot_id!r} in {self.path}; run `backup-manager list` for the ids"
+            )
+        plain = open_sealed(self.key, path.read_bytes(), _snapshot_associated(snapshot_id), f"snapshot {snapshot_id}")
+        return Snapshot.model_validate_json(plain)
+
+    def latest_snapshot(self) -> Snapshot:
+        """Return the newest snapshot; failed runs write none, so it is ok or partial.
+
+        Raises:
+            SnapshotNotFound: the repository contains no snapshot yet.
+        """
+        for snapshot_id in reversed(self.snapshot_ids()):
+            return self.load_snapshot(snapshot_id)
+        raise SnapshotNotFound(f"no snapshots in {self.path} yet; run `backup-manager backup` first")
+
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Write a snapshot manifest atomically."""
+        sealed = seal(self.key, snapshot.model_dump_json().encode(), _snapshot_associated(snapshot.id))
+        write_atomic(self.path / "snapshots" / snapshot.id, sealed)
+
+    def _names(self, folder: str) -> list[Path]:
+        directory = self.path / folder
+        return sorted(path for path in directory.iterdir() if not path.name.startswith(TEMP_PREFIX))
+
+
+def _snapshot_associated(snapshot_id: str) -> bytes:
+    return b"atlas-snapshot:" + snapshot_id.encode()
+
+
+def _snapshot_order(snapshot_id: str) -> tuple[int, str]:
+    parts = snapshot_id.split("_")
+    seconds = int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else 0
+    return seconds, snapshot_id

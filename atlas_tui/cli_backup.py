@@ -1,0 +1,389 @@
+"""The backup commands: `atlas backup ACTION` and the `backup-manager ACTION` script.
+
+Both build the same actions with `add_actions`: init, backup, list, restore,
+verify, integrity and unlock. `atlas_tui.cli` calls `register(commands)` while it
+builds its parser and `run_backup(args)` for the `backup` command; `main()` is the
+`backup-manager` entry point. The repository is `--repo`, else `backup.repository`
+in the config, else `backups` in the data directory. This module reads the clock
+and passes `now` to the engine.
+
+Exit codes: 0 success. 1 failure, including a wrong passphrase and a damaged
+repository. 2 invalid usage or config. 3 partial: a backup that could not read
+every path, or the verify of such a snapshot. 4 repository locked by a live process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from atlas_tui.backup.config import BackupConfig
+from atlas_tui.config import Config, load_config, resolve_config_path, resolve_data_dir
+from atlas_tui.errors import AtlasError, ConfigError
+from atlas_tui.logs import LOG_LEVELS, configure_logging
+
+if TYPE_CHECKING:
+    from atlas_tui.backup.models import BackupResult, BackupSetSpec
+    from atlas_tui.backup.repository import Repository
+
+__all__ = [
+    "EXIT_FAILURE",
+    "EXIT_LOCKED",
+    "EXIT_OK",
+    "EXIT_PARTIAL",
+    "EXIT_USAGE",
+    "add_actions",
+    "main",
+    "register",
+    "run_backup",
+]
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_PARTIAL = 3
+"""Some paths could not be read; the snapshot exists but is incomplete."""
+EXIT_LOCKED = 4
+"""Another live process holds the repository lock."""
+
+REPOSITORY_DIRNAME = "backups"
+"""Repository directory inside the data directory when none is configured."""
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `backup` and its actions to the `atlas` subcommands."""
+    backup = commands.add_parser(
+        "backup",
+        help="encrypted, deduplicated backups: init, backup, list, restore, verify, integrity, unlock",
+        description="Back up and restore the configured backup sets. `backup-manager` is the same command.",
+    )
+    add_actions(backup, suppress=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `backup-manager` and return its exit code."""
+    parser = argparse.ArgumentParser(
+        prog="backup-manager",
+        description="Back up and restore the configured backup sets. `atlas backup` is the same command.",
+    )
+    add_actions(parser, suppress=False)
+    args = parser.parse_args(argv)
+    try:
+        return run_backup(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+def add_actions(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """Add the common flags and every action to `parser`."""
+    _add_common_flags(parser, suppress=suppress)
+    actions = parser.add_subparsers(dest="backup_command", metavar="ACTION", required=True)
+
+    init = _action(actions, "init", "create the repository with the passphrase")
+    _add_chunker_flags(init)
+    backup = _action(actions, "backup", "back up the configured sets, reading only changed files")
+    _add_backup_flags(backup)
+    _action(actions, "list", "list the snapshots, oldest first")
+    restore = _action(actions, "restore", "restore a snapshot into a target directory")
+    chosen = restore.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("--id", metavar="ID", help="snapshot id such as backup_1767225600_manual")
+    chosen.add_argument("--latest", action="store_true", help="restore the newest snapshot")
+    restore.add_argument("--target", type=Path, required=True, metavar="PATH", help="directory to restore into")
+    verify = _action(actions, "verify", "restore a snapshot into a temporary directory and compare it")
+    verify.add_argument("--id", required=True, metavar="ID", help="snapshot id")
+    integrity = _action(actions, "integrity", "read and authenticate every chunk a snapshot uses")
+    integrity.add_argument("--id", metavar="ID", help="snapshot id (default: every snapshot)")
+    _action(actions, "unlock", "remove the repository lock of a process that is gone")
+
+
+def run_backup(args: argparse.Namespace) -> int:
+    """Run the chosen backup action and return its exit code."""
+    configure_logging(getattr(args, "log_level", None) or "WARNING")
+    command = args.backup_command
+    from atlas_tui.backup.errors import BackupError, RepositoryLocked
+
+    try:
+        config = load_config(resolve_config_path(getattr(args, "config", None)))
+        return _ACTIONS[command](args, config, time.time())
+    except ConfigError as err:
+        for problem in err.problems:
+            print(f"{err.source}: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    except RepositoryLocked as err:
+        print(f"backup {command}: {err}", file=sys.stderr)
+        return EXIT_LOCKED
+    except (BackupError, AtlasError) as err:
+        print(f"backup {command}: {err}", file=sys.stderr)
+        return EXIT_FAILURE
+    except OSError as err:
+        # For example a target path that is a file, a full disk, or a repository without write permission.
+        print(f"backup {command}: {err}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _add_common_flags(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    # Actions repeat these with SUPPRESS so they may come before or after the action name.
+    default = argparse.SUPPRESS if suppress else None
+    parser.add_argument("--config", default=default, metavar="FILE", help="JSON config file (default: $ATLAS_CONFIG)")
+    parser.add_argument(
+        "--data-dir", default=default, metavar="DIR", help="data directory (default: $ATLAS_DATA_DIR)"
+    )
+    parser.add_argument(
+        "--repo", default=default, type=Path, metavar="DIR",
+        help="repository directory (default: backup.repository, else backups in the data directory)",
+    )
+    parser.add_argument(
+        "--passphrase-file", default=default, type=Path, metavar="FILE",
+        help="file whose first line is the passphrase (default: $ATLAS_BACKUP_PASSPHRASE or backup.passphrase_env)",
+    )
+    parser.add_argument(
+        "--log-level", default=default, type=str.upper, choices=LOG_LEVELS,
+        help="minimum level of log records on stderr (default: WARNING)",
+    )
+    parser.add_argument("--json", action="store_true", default=default, help="print the result as JSON")
+
+
+def _action(
+    actions: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help_text: str
+) -> argparse.ArgumentParser:
+    action = actions.add_parser(name, help=help_text, description=help_text[:1].upper() + help_text[1:] + ".")
+    _add_common_flags(action, suppress=True)
+    return action
+
+
+def _add_chunker_flags(init: argparse.ArgumentParser) -> None:
+    init.add_argument(
+        "--chunk-avg-size", type=int, default=None, metavar="BYTES",
+        help="average chunk size, a power of two (default: 1 MiB); min and max follow at 1/4 and 4x",
+    )
+
+
+def _add_backup_flags(backup: argparse.ArgumentParser) -> None:
+    mode = backup.add_mutually_exclusive_group()
+    mode.add_argument("--full", action="store_true", help="read every file, ignoring the files cache")
+    mode.add_argument("--incremental", action="store_true", help="read only changed files (the default)")
+    backup.add_argument(
+        "--path", action="append", type=Path, default=None, metavar="PATH",
+        help="back up PATH instead of the configured sets; repeat for several",
+    )
+    backup.add_argument(
+        "--sqlite", action="store_true", help="with --path: copy SQLite databases with the online backup API",
+    )
+    backup.add_argument(
+        "--trigger", choices=("manual", "scheduled", "test"), default="manual",
+        help="what started the backup; the last part of the id (default: manual)",
+    )
+
+
+def _repository_path(args: argparse.Namespace, config: Config) -> Path:
+    flag = getattr(args, "repo", None)
+    if flag is not None:
+        return Path(flag).expanduser()
+    if config.backup.repository:
+        return Path(config.backup.repository).expanduser()
+    return resolve_data_dir(getattr(args, "data_dir", None)) / REPOSITORY_DIRNAME
+
+
+def _passphrase(args: argparse.Namespace, backup: BackupConfig, *, confirm: bool = False) -> bytes:
+    from atlas_tui.backup.passphrase import read_passphrase
+
+    return read_passphrase(backup, getattr(args, "passphrase_file", None), confirm=confirm)
+
+
+def _open(args: argparse.Namespace, config: Config) -> Repository:
+    from atlas_tui.backup.repository import Repository
+
+    return Repository.open(_repository_path(args, config), _passphrase(args, config.backup))
+
+
+def _cmd_init(args: argparse.Namespace, config: Config, now: float) -> int:
+    from atlas_tui.backup.models import ChunkerParams
+    from atlas_tui.backup.repository import Repository
+
+    path = _repository_path(args, config)
+    passphrase = _passphrase(args, config.backup, confirm=True)
+    chunker = None
+    if args.chunk_avg_size is not None:
+        average = args.chunk_avg_size
+        try:
+            chunker = ChunkerParams(min_size=average // 4, avg_size=average, max_size=average * 4)
+        except ValueError as err:
+            print(f"backup init: --chunk-avg-size {average}: {err}", file=sys.stderr)
+            return EXIT_USAGE
+    repository = Repository.init(path, passphrase, now=now, chunker=chunker)
+    _emit(args, {"repository": str(path), "id": repository.config.id, "key_id": repository.key_id},
+          f"created backup repository {path} (id {repository.config.id})")
+    return EXIT_OK
+
+
+def _cmd_backup(args: argparse.Namespace, config: Config, now: float) -> int:
+    from atlas_tui.backup.archiver import Archiver
+    from atlas_tui.backup.models import BackupRequest
+
+    repository = _open(args, config)
+    request = BackupRequest(sets=_sets(args, config), trigger=args.trigger, full=args.full, now=now)
+    progress = _TerminalProgress(sys.stderr) if sys.stderr.isatty() and not _wants_json(args) else None
+    try:
+        result = Archiver(repository, progress=progress).run(request)
+    finally:
+        if progress is not None:
+            progress.finish()
+    if _wants_json(args):
+        print(result.model_dump_json(indent=2))
+    else:
+        _print_backup(result, sys.stdout)
+    return {"ok": EXIT_OK, "partial": EXIT_PARTIAL}.get(result.status, EXIT_FAILURE)
+
+
+def _sets(args: argparse.Namespace, config: Config) -> list[BackupSetSpec]:
+    from atlas_tui.backup.models import BackupSetSpec
+
+    if args.path:
+        return [BackupSetSpec(name="paths", paths=[path.absolute() for path in args.path], sqlite=args.sqlite)]
+    if config.backup.sets:
+        return [
+            BackupSetSpec(name=item.name, paths=[Path(p) for p in item.paths], sqlite=item.sqlite, priority=item.priority)
+            for item in config.backup.sets
+        ]
+    data_dir = resolve_data_dir(getattr(args, "data_dir", None))
+    return [BackupSetSpec(name="data", paths=[data_dir], sqlite=True)]
+
+
+def _cmd_list(args: argparse.Namespace, config: Config, now: float) -> int:
+    repository = _open(args, config)
+    summaries = [repository.load_snapshot(snapshot_id).summary() for snapshot_id in repository.snapshot_ids()]
+    if _wants_json(args):
+        print(json.dumps([summary.model_dump(mode="json") for summary in summaries], indent=2))
+        return EXIT_OK
+    if not summaries:
+        print(f"no snapshots in {repository.path}")
+    for summary in summaries:
+        sets = ",".join(item.name for item in summary.sets)
+        print(f"{summary.id}  {summary.status:<7}  {summary.files:>7} files  {summary.bytes:>14} bytes  {sets}")
+    return EXIT_OK
+
+
+def _cmd_restore(args: argparse.Namespace, config: Config, now: float) -> int:
+    from atlas_tui.backup.restorer import Restorer
+
+    repository = _open(args, config)
+    snapshot = repository.latest_snapshot() if args.latest else repository.load_snapshot(args.id)
+    result = Restorer(repository).restore(snapshot, args.target)
+    summary = (
+        f"restored {snapshot.id} into {args.target}: {result.files} files, {result.dirs} directories, "
+        f"{result.symlinks} symlinks, {result.special} special files, {result.bytes} bytes"
+    )
+    _emit(args, result.model_dump(mode="json"), summary)
+    if not _wants_json(args):
+        for item in result.not_restored:
+            print(f"not restored: {item.path}: {item.reason}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _cmd_verify(args: argparse.Namespace, config: Config, now: float) -> int:
+    from atlas_tui.backup.checker import verify_snapshot
+
+    repository = _open(args, config)
+    result = verify_snapshot(repository, repository.load_snapshot(args.id))
+    lines = [f"verify {result.id}: {result.status}, {result.checked} entries compared"]
+    lines += [f"  mismatch: {line}" for line in result.mismatches] + [f"  note: {line}" for line in result.notes]
+    _emit(args, result.model_dump(mode="json"), "\n".join(lines))
+    return {"ok": EXIT_OK, "partial": EXIT_PARTIAL}.get(result.status, EXIT_FAILURE)
+
+
+def _cmd_integrity(args: argparse.Namespace, config: Config, now: float) -> int:
+    from atlas_tui.backup.checker import check_integrity
+
+    repository = _open(args, config)
+    ids = [args.id] if args.id else repository.snapshot_ids()
+    if args.id:
+        repository.load_snapshot(args.id)
+    result = check_integrity(repository, ids)
+    lines = [f"integrity: {result.chunks} chunks in {result.packs} packs of {len(ids)} snapshots checked"]
+    for damage in result.damaged:
+        lines.append(f"  damaged pack {damage.pack}: {damage.reason}")
+        lines.append(f"    snapshots affected: {', '.join(damage.snapshots) or '-'}")
+    if not result.ok:
+        lines.append("restore the damaged packs from another copy of the repository, or back up again")
+    _emit(args, result.model_dump(mode="json"), "\n".join(lines))
+    return EXIT_OK if result.ok else EXIT_FAILURE
+
+
+def _cmd_unlock(args: argparse.Namespace, config: Config, now: float) -> int:
+    from atlas_tui.backup.errors import RepositoryNotFound
+    from atlas_tui.backup.lock import clear_stale_lock
+
+    path = _repository_path(args, config)
+    if not (path / "config").is_file():
+        raise RepositoryNotFound(str(path))
+    owner = clear_stale_lock(path, now=now)
+    message = f"removed the lock of pid {owner.get('pid')} on {owner.get('host')}" if owner else "the repository was not locked"
+    _emit(args, {"removed": owner}, message)
+    return EXIT_OK
+
+
+_ACTIONS = {
+    "init": _cmd_init,
+    "backup": _cmd_backup,
+    "list": _cmd_list,
+    "restore": _cmd_restore,
+    "verify": _cmd_verify,
+    "integrity": _cmd_integrity,
+    "unlock": _cmd_unlock,
+}
+
+
+def _wants_json(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "json", False))
+
+
+def _emit(args: argparse.Namespace, document: object, text: str) -> None:
+    if _wants_json(args):
+        print(json.dumps(document, indent=2))
+    else:
+        print(text)
+
+
+def _print_backup(result: BackupResult, stream: TextIO) -> None:
+    print(
+        f"{result.id or 'no snapshot'}: {result.status}, {result.files} files ({result.files_read} read), "
+        f"{result.bytes} bytes, {result.new_bytes_stored} new bytes stored in {result.duration:.1f} s",
+        file=stream,
+    )
+    for item in result.skipped:
+        print(f"  skipped {item.path}: {item.reason}", file=stream)
+    for warning in result.warnings:
+        print(f"  warning: {warning}", file=stream)
+
+
+class _TerminalProgress:
+    """One status line on a terminal: entries, bytes read and the read rate, redrawn at most 4 times a second."""
+
+    def __init__(self, stream: TextIO, clock: Callable[[], float] = time.monotonic) -> None:
+        self._stream = stream
+        self._clock = clock
+        self._started = clock()
+        self._drawn = 0.0
+        self._visible = False
+
+    def __call__(self, entries: int, read: int) -> None:
+        now = self._clock()
+        if now - self._drawn < 0.25:
+            return
+        self._drawn = now
+        elapsed = max(now - self._started, 1e-6)
+        mebibytes = read / 1024**2
+        self._stream.write(f"\r{entries} entries, {mebibytes:.1f} MiB read, {mebibytes / elapsed:.1f} MiB/s ")
+        self._stream.flush()
+        self._visible = True
+
+    def finish(self) -> None:
+        """End the status line so the summary starts on a new one."""
+        if self._visible:
+            self._stream.write("\n")
+            self._stream.flush()
