@@ -1,4 +1,4 @@
-"""`/api/alerts`: list alerts, acknowledge one, read its history.
+"""`/api/alerts`: list alerts, acknowledge one or remove its acknowledgement, read its history.
 
 Existing scripts call `GET /api/alerts` and `POST /api/alerts/ack/{id}`, so their
 shapes are fixed: the items are `AlertView`, the same objects `atlas alerts list
@@ -20,7 +20,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from atlas_tui.alerts.actions import AlertNotFoundError, acknowledge
+from atlas_tui.alerts.actions import AlertNotFoundError, acknowledge, unacknowledge
 from atlas_tui.alerts.errors import AlertStateError
 from atlas_tui.alerts.state import AlertState
 from atlas_tui.api.auth import request_actor
@@ -151,6 +151,36 @@ def post_ack(
                 409,
                 "alert_not_acknowledgeable",
                 f"alert {alert_id} is {err.state}; only an alert with an open incident (firing) can be acknowledged",
+                {"id": alert_id, "state": err.state},
+            ) from err
+    return AlertView.from_record(record)
+
+
+@router.post(
+    "/unack/{alert_id}",
+    response_model=AlertView,
+    responses={
+        **_ERROR_RESPONSES,
+        409: {"model": ErrorBody, "description": "The alert is not acknowledged, or its incident is closed."},
+    },
+)
+def post_unack(
+    alert_id: str,
+    context: ApiContext = Depends(get_context),
+    config: Config = Depends(get_config),
+    actor: str = Depends(request_actor),
+) -> AlertView:
+    """Remove the acknowledgement of alert `alert_id` (`alert_<n>` or a fingerprint), so repeats resume."""
+    with context.read_connection() as conn:
+        try:
+            record = unacknowledge(conn, alert_id, by=actor, now=context.clock(), config=config)
+        except AlertNotFoundError as err:
+            raise _not_found(alert_id) from err
+        except AlertStateError as err:
+            raise AlertApiError(
+                409,
+                "alert_not_acknowledged",
+                f"alert {alert_id} is {err.state} and not acknowledged; only an acknowledged open incident can lose its acknowledgement",
                 {"id": alert_id, "state": err.state},
             ) from err
     return AlertView.from_record(record)

@@ -236,8 +236,8 @@ class ApiClient:
         """
         return self._send("GET", path, params=params, scope="read")
 
-    def post(self, path: str, body: dict[str, str]) -> object:
-        """Send `POST path` with a JSON body, for a call that needs the `ack` scope; see `get`."""
+    def post(self, path: str, body: dict[str, str] | None) -> object:
+        """Send `POST path` with a JSON body (or none), for a call that needs the `ack` scope; see `get`."""
         return self._send("POST", path, json=body, scope="ack")
 
     def close(self) -> None:

@@ -47,7 +47,6 @@ from atlas_tui.console.remote_client import (
     ApiClient,
     ApiResponseError,
     LinkError,
-    RemoteError,
     is_private_link,
 )
 from atlas_tui.console.remote_views import (
@@ -220,15 +219,26 @@ class RemoteSource:
         return alert_row(alert_record(view), now)
 
     def unacknowledge(self, alert_id: str, now: float) -> AlertRow:
-        """Reject the call: the API has no route that removes an acknowledgement.
+        """Remove the acknowledgement through `POST /api/alerts/unack/{id}`.
 
         Raises:
-            atlas_tui.console.remote_client.RemoteError: always.
+            atlas_tui.alerts.actions.AlertNotFoundError: the daemon has no such alert.
+            atlas_tui.alerts.errors.AlertStateError: the alert is not acknowledged.
+            atlas_tui.console.remote_client.LinkError: the link is down, or the token
+                lacks the `ack` scope.
         """
-        raise RemoteError(
-            f"cannot remove the acknowledgement of {alert_id} over the API; "
-            f"run `atlas alerts unack {alert_id}` on the daemon's host"
-        )
+        try:
+            body = self._api().post(f"/api/alerts/unack/{quote(alert_id, safe='')}", None)
+        except ApiResponseError as err:
+            if err.status_code == 404:
+                raise AlertNotFoundError(alert_id) from err
+            if err.status_code == 409:
+                state = err.details.get("state", "not acknowledged")
+                raise AlertStateError(alert_id, state, "only an acknowledged alert can lose its acknowledgement") from err
+            raise
+        view = parse_body(AlertView, body, "POST /api/alerts/unack")
+        logger.info("alert acknowledgement removed through the remote api alert=%s target=%s", alert_id, self.base_url)
+        return alert_row(alert_record(view), now)
 
     def close(self) -> None:
         """Close the connection pool; safe to call twice and before `start`."""

@@ -26,7 +26,7 @@ from atlas_tui.api import ApiServer, create_api
 from atlas_tui.config import Config
 from atlas_tui.console.local_alerts import read_alert_detail, read_alerts
 from atlas_tui.console.local_source import LocalSource
-from atlas_tui.console.remote_client import AuthRejectedError, LinkDownError, RemoteError, TokenFileError
+from atlas_tui.console.remote_client import AuthRejectedError, LinkDownError, TokenFileError
 from atlas_tui.console.remote_source import RemoteSource
 from atlas_tui.console.remote_views import chart_step_ms
 from atlas_tui.console.time_windows import WINDOWS
@@ -300,7 +300,7 @@ async def test_detail_equals_local(store: Path, read_ack_token: Path) -> None:
 
 
 async def test_ack_over_http(store: Path, tmp_path: Path) -> None:
-    """An acknowledgement goes through the API as the token's name; unknown and resolved alerts are refused."""
+    """Acknowledging and removing it go through the API as the token's name; unknown and wrong-state alerts are rejected."""
     tokens = token_file(tmp_path, store, "read,ack", "acker")
     async with serving(store) as server:
         remote = RemoteSource(f"http://127.0.0.1:{server.port}", tokens)
@@ -314,12 +314,16 @@ async def test_ack_over_http(store: Path, tmp_path: Path) -> None:
                 await in_thread(remote.acknowledge, "alert_999", "", NOW)
             with pytest.raises(AlertStateError, match="pending"):
                 await in_thread(remote.acknowledge, pending.alert_id, "", NOW)
-            with pytest.raises(RemoteError, match="atlas alerts unack"):
+            cleared = await in_thread(remote.unacknowledge, firing.alert_id, NOW)
+            with pytest.raises(AlertStateError):
                 await in_thread(remote.unacknowledge, firing.alert_id, NOW)
+            with pytest.raises(AlertNotFoundError):
+                await in_thread(remote.unacknowledge, "alert_999", NOW)
         finally:
             remote.close()
     assert row.alert_id == firing.alert_id
     assert row.acked_by == "api:acker"
+    assert cleared.acked_by is None
 
 
 async def test_ack_without_scope(store: Path, tmp_path: Path) -> None:
