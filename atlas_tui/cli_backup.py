@@ -1,11 +1,11 @@
 """The backup commands: `atlas backup ACTION` and the `backup-manager ACTION` script.
 
 Both build the same actions with `add_actions`: init, backup, list, restore,
-verify, integrity and unlock. `atlas_tui.cli` calls `register(commands)` while it
-builds its parser and `run_backup(args)` for the `backup` command; `main()` is the
-`backup-manager` entry point. The repository is `--repo`, else `backup.repository`
-in the config, else `backups` in the data directory. This module reads the clock
-and passes `now` to the engine.
+delete, cleanup, verify, integrity, status, key and unlock. `atlas_tui.cli` calls
+`register(commands)` while it builds its parser and `run_backup(args)` for the
+`backup` command; `main()` is the `backup-manager` entry point. The repository is
+`--repo`, else `backup.repository` in the config, else `backups` in the data
+directory. This module reads the clock and passes `now` to the engine.
 
 Exit codes: 0 success. 1 failure, including a wrong passphrase and a damaged
 repository. 2 invalid usage or config. 3 partial: a backup that could not read
@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -28,7 +30,7 @@ from atlas_tui.errors import AtlasError, ConfigError
 from atlas_tui.logs import LOG_LEVELS, configure_logging
 
 if TYPE_CHECKING:
-    from atlas_tui.backup.models import BackupResult, BackupSetSpec
+    from atlas_tui.backup.models import BackupResult, BackupSetSpec, CleanupResult
     from atlas_tui.backup.repository import Repository
 
 __all__ = [
@@ -59,7 +61,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     """Add `backup` and its actions to the `atlas` subcommands."""
     backup = commands.add_parser(
         "backup",
-        help="encrypted, deduplicated backups: init, backup, list, restore, verify, integrity, unlock",
+        help="encrypted, deduplicated backups: init, backup, list, restore, delete, cleanup, status, key, ...",
         description="Back up and restore the configured backup sets. `backup-manager` is the same command.",
     )
     add_actions(backup, suppress=True)
@@ -93,12 +95,55 @@ def add_actions(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     chosen = restore.add_mutually_exclusive_group(required=True)
     chosen.add_argument("--id", metavar="ID", help="snapshot id such as backup_1767225600_manual")
     chosen.add_argument("--latest", action="store_true", help="restore the newest snapshot")
+    chosen.add_argument(
+        "--at", type=_moment, metavar="TIME",
+        help="restore the newest successful snapshot taken at or before TIME (ISO 8601 with offset, or unix seconds)",
+    )
     restore.add_argument("--target", type=Path, required=True, metavar="PATH", help="directory to restore into")
+    delete = _action(actions, "delete", "delete a snapshot manifest; its data stays until cleanup")
+    delete.add_argument("--id", required=True, metavar="ID", help="snapshot id")
+    cleanup = _action(actions, "cleanup", "apply the retention settings, then delete data no snapshot uses")
+    cleanup.add_argument("--dry-run", action="store_true", help="list what would be removed and change nothing")
+    _action(actions, "status", "show the last run of each backup set, the repository size and snapshot count")
+    _add_key_actions(_action(actions, "key", "add, list or remove the passphrases that open the repository"))
     verify = _action(actions, "verify", "restore a snapshot into a temporary directory and compare it")
     verify.add_argument("--id", required=True, metavar="ID", help="snapshot id")
     integrity = _action(actions, "integrity", "read and authenticate every chunk a snapshot uses")
     integrity.add_argument("--id", metavar="ID", help="snapshot id (default: every snapshot)")
     _action(actions, "unlock", "remove the repository lock of a process that is gone")
+
+
+def _add_key_actions(key: argparse.ArgumentParser) -> None:
+    key_actions = key.add_subparsers(dest="key_command", metavar="KEY_ACTION", required=True)
+    add = _action(key_actions, "add", "add a key with a new passphrase; existing passphrases keep working")
+    add.add_argument(
+        "--new-passphrase-file", type=Path, default=None, metavar="FILE",
+        help="file whose first line is the new passphrase (default: $ATLAS_BACKUP_NEW_PASSPHRASE, else a prompt)",
+    )
+    _action(key_actions, "list", "list the keys; the one that opened the repository is marked")
+    remove = _action(key_actions, "remove", "remove a key; the last key and the key in use are kept")
+    remove.add_argument("key_id", metavar="ID", help="key id from `key list`")
+
+
+def _moment(text: str) -> float:
+    """Parse `--at`: unix seconds, or ISO 8601 with a UTC offset."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        if not math.isfinite(seconds):
+            raise argparse.ArgumentTypeError(f"invalid time {text!r}; use unix seconds or ISO 8601 with an offset")
+        return seconds
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid time {text!r}; use ISO 8601 with an offset such as 2026-01-01T12:00:00+00:00, or unix seconds"
+        ) from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"time {text!r} has no UTC offset; add one such as +00:00 or Z")
+    return moment.timestamp()
 
 
 def run_backup(args: argparse.Namespace) -> int:
@@ -272,7 +317,12 @@ def _cmd_restore(args: argparse.Namespace, config: Config, now: float) -> int:
     from atlas_tui.backup.restorer import Restorer
 
     repository = _open(args, config)
-    snapshot = repository.latest_snapshot() if args.latest else repository.load_snapshot(args.id)
+    if args.latest:
+        snapshot = repository.latest_snapshot()
+    elif args.at is not None:
+        snapshot = repository.snapshot_at(args.at)
+    else:
+        snapshot = repository.load_snapshot(args.id)
     result = Restorer(repository).restore(snapshot, args.target)
     summary = (
         f"restored {snapshot.id} into {args.target}: {result.files} files, {result.dirs} directories, "
@@ -283,6 +333,84 @@ def _cmd_restore(args: argparse.Namespace, config: Config, now: float) -> int:
         for item in result.not_restored:
             print(f"not restored: {item.path}: {item.reason}", file=sys.stderr)
     return EXIT_OK
+
+
+def _cmd_delete(args: argparse.Namespace, config: Config, now: float) -> int:
+    repository = _open(args, config)
+    with repository.lock(now=now):
+        repository.delete_snapshot(args.id)
+    _emit(args, {"deleted": args.id}, f"deleted snapshot {args.id}; run `backup-manager cleanup` to free its data")
+    return EXIT_OK
+
+
+def _cmd_cleanup(args: argparse.Namespace, config: Config, now: float) -> int:
+    from atlas_tui.backup.models import RetentionPolicy
+    from atlas_tui.backup.pruner import Pruner
+
+    backup = config.backup
+    policy = RetentionPolicy(
+        period=backup.retention_period, keep_daily=backup.keep_daily or 0,
+        keep_weekly=backup.keep_weekly or 0, keep_monthly=backup.keep_monthly or 0,
+    )
+    result = Pruner(_open(args, config)).cleanup(policy, now=now, dry_run=args.dry_run)
+    _emit(args, result.model_dump(mode="json"), _cleanup_text(result))
+    return EXIT_OK
+
+
+def _cleanup_text(result: CleanupResult) -> str:
+    remove, delete, rewrite = ("would remove", "would delete", "would rewrite") if result.dry_run else (
+        "removed", "deleted", "rewrote"
+    )
+    lines = [f"{remove} snapshot {snapshot_id}" for snapshot_id in result.removed_snapshots]
+    lines += [f"{delete} pack {pack_id}" for pack_id in result.deleted_packs]
+    lines += [f"{rewrite} pack {pack_id}" for pack_id in result.rewritten_packs]
+    freed = "bytes would be freed (estimate)" if result.dry_run else "bytes freed"
+    lines.append(
+        f"cleanup: {len(result.kept_snapshots)} snapshots kept, {len(result.removed_snapshots)} removed, "
+        f"{len(result.deleted_packs)} packs deleted, {len(result.rewritten_packs)} rewritten, "
+        f"{result.removed_temporaries} unfinished files removed; {result.freed_bytes} {freed}"
+    )
+    return "\n".join(lines)
+
+
+def _cmd_status(args: argparse.Namespace, config: Config, now: float) -> int:
+    from atlas_tui.backup.status import repository_status
+
+    result = repository_status(_open(args, config))
+    lines = [f"repository {result.repository}: {result.snapshots} snapshots, {result.size_bytes} bytes"]
+    for item in result.sets:
+        success = f"{item.last_success} ({_iso(item.last_success_time)})" if item.last_success_time else "never"
+        lines.append(
+            f"  {item.name}: last run {item.last_run} ({_iso(item.last_run_time)}) {item.last_status}, "
+            f"{item.bytes} bytes; last success {success}"
+        )
+    _emit(args, result.model_dump(mode="json"), "\n".join(lines))
+    return EXIT_OK
+
+
+def _cmd_key(args: argparse.Namespace, config: Config, now: float) -> int:
+    from atlas_tui.backup.passphrase import read_new_passphrase
+
+    repository = _open(args, config)
+    if args.key_command == "list":
+        keys = repository.list_keys()
+        text = "\n".join(
+            f"{item.id}  {_iso(item.created)}  {item.hostname}{'  (in use)' if item.current else ''}" for item in keys
+        )
+        _emit(args, [item.model_dump(mode="json") for item in keys], text)
+        return EXIT_OK
+    with repository.lock(now=now):
+        if args.key_command == "add":
+            key_file = repository.add_key(read_new_passphrase(args.new_passphrase_file), now=now)
+            _emit(args, {"added": key_file.id}, f"added key {key_file.id}")
+        else:
+            repository.remove_key(args.key_id)
+            _emit(args, {"removed": args.key_id}, f"removed key {args.key_id}")
+    return EXIT_OK
+
+
+def _iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, tz=timezone.utc).isoformat(timespec="seconds")
 
 
 def _cmd_verify(args: argparse.Namespace, config: Config, now: float) -> int:
@@ -332,6 +460,10 @@ _ACTIONS = {
     "backup": _cmd_backup,
     "list": _cmd_list,
     "restore": _cmd_restore,
+    "delete": _cmd_delete,
+    "cleanup": _cmd_cleanup,
+    "status": _cmd_status,
+    "key": _cmd_key,
     "verify": _cmd_verify,
     "integrity": _cmd_integrity,
     "unlock": _cmd_unlock,

@@ -11,6 +11,9 @@ A backup run walks the configured sets and, per file:
    id as associated data, into pack files named by their SHA-256;
 5. writes one index file for the run's packs, and last the snapshot manifest.
 
+`cleanup` (`pruner.Pruner`) applies retention (`retention.select_kept`) and then
+removes the data that no remaining snapshot uses.
+
 Every file is written under a temporary name, fsynced and renamed. The format is
 documented in docs/backup-format.md. The engine is plain classes driven by the
 CLI (`atlas backup`, `backup-manager`); nothing here prints or reads the clock for
@@ -51,6 +54,15 @@ _EXPORTS = {
     "VerifyResult": "models",
     "Repository": "repository",
     "Restorer": "restorer",
+    "KeyNotFound": "errors",
+    "KeyRemovalRejected": "errors",
+    "CleanupResult": "models",
+    "KeyInfo": "models",
+    "RetentionPolicy": "models",
+    "StatusResult": "models",
+    "Pruner": "pruner",
+    "select_kept": "retention",
+    "repository_status": "status",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -58,7 +58,7 @@ class BackupConfig(_Section):
     backup_frequency: Duration = Field(default=86400.0, gt=0)
     """Time between scheduled backups (24h). TODO: the scheduler that reads it is not written yet."""
     retention_period: Duration = Field(default=720 * 3600.0, gt=0)
-    """How long snapshots are kept (720h). TODO: retention and prune are not written yet."""
+    """How long `cleanup` keeps every snapshot (720h); older ones stay only by a keep_* rule or as the newest success."""
     max_backup_size: StrictInt = Field(default=100 * 1024**3, gt=0)
     """Largest backup in bytes (100 GiB); lower-priority sets are skipped above it (not enforced yet)."""
     encryption_enabled: StrictBool = True
@@ -66,9 +66,11 @@ class BackupConfig(_Section):
     test_restores_enabled: StrictBool = True
     """Run periodic test restores from the daemon (not wired yet)."""
     keep_daily: StrictInt | None = Field(default=None, ge=0)
-    """Daily snapshots kept beyond `retention_period` by a later retention run."""
+    """`cleanup` also keeps the newest successful snapshot of each of the N most recent UTC days that have one."""
     keep_weekly: StrictInt | None = Field(default=None, ge=0)
+    """The same per ISO week (UTC)."""
     keep_monthly: StrictInt | None = Field(default=None, ge=0)
+    """The same per calendar month (UTC)."""
     sets: list[BackupSetConfig] = Field(default_factory=list)
     """Backup sets; empty backs up the data directory with its databases."""
 

@@ -7,7 +7,9 @@
         ├── PassphraseMissing    no passphrase in the environment, the file or a prompt
         ├── WrongPassphrase      no key file of the repository opens with the passphrase
         ├── RepositoryLocked     another live process holds the repository lock
-        ├── SnapshotNotFound     no snapshot with the id, or none at all for `--latest`
+        ├── SnapshotNotFound     no snapshot with the id, none for `--latest`, none old enough for `--at`
+        ├── KeyNotFound          `key remove` with an id that no key file has
+        ├── KeyRemovalRejected   `key remove` of the last key or of the key in use
         ├── UnsafeRestorePath    a restore would write outside the target directory
         ├── CorruptData          a pack, index or snapshot failed authentication or its hash
         └── ChunkerUnavailable   the compiled chunker was not built
@@ -24,6 +26,8 @@ __all__ = [
     "BackupError",
     "ChunkerUnavailable",
     "CorruptData",
+    "KeyNotFound",
+    "KeyRemovalRejected",
     "PassphraseMissing",
     "RepositoryExists",
     "RepositoryLocked",
@@ -90,6 +94,14 @@ class RepositoryLocked(BackupError):
 
 class SnapshotNotFound(BackupError):
     """Raised when a snapshot id is unknown, or `--latest` finds no snapshot."""
+
+
+class KeyNotFound(BackupError):
+    """Raised when `key remove` names a key id that no key file has."""
+
+
+class KeyRemovalRejected(BackupError):
+    """Raised when `key remove` would delete the last key or the key that opened the repository."""
 
 
 class UnsafeRestorePath(BackupError):

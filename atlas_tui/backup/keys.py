@@ -25,7 +25,7 @@ from atlas_tui.backup.crypto import KEY_BYTES, NONCE_BYTES, MasterKey
 from atlas_tui.backup.errors import CorruptData, WrongPassphrase
 from atlas_tui.backup.models import KdfParams, KeyFile
 
-__all__ = ["create_key_file", "open_master_key"]
+__all__ = ["create_key_file", "list_key_files", "open_master_key"]
 
 _SCRYPT_MAX_MEMORY = 1024 * 1024 * 1024
 
@@ -71,6 +71,23 @@ def open_master_key(keys_dir: Path, repository_id: str, passphrase: bytes, repos
         logger.debug("opened key key_id=%s", key_file.id)
         return MasterKey.from_bytes(raw), key_file.id
     raise WrongPassphrase(repository)
+
+
+def list_key_files(keys_dir: Path) -> list[KeyFile]:
+    """Read every key file in `keys_dir`, oldest first.
+
+    Raises:
+        CorruptData: a key file is not valid JSON of the expected shape.
+    """
+    key_files = []
+    for path in sorted(keys_dir.iterdir()):
+        if path.name.startswith(TEMP_PREFIX):
+            continue
+        try:
+            key_files.append(KeyFile.model_validate_json(path.read_bytes()))
+        except ValidationError as err:
+            raise CorruptData(f"key file {path} is invalid: {err.error_count()} problems") from err
+    return sorted(key_files, key=lambda key_file: (key_file.created, key_file.id))
 
 
 def _derive(passphrase: bytes, kdf: KdfParams) -> bytes:

@@ -20,19 +20,24 @@ __all__ = [
     "BackupResult",
     "BackupSetSpec",
     "ChunkerParams",
+    "CleanupResult",
     "DamagedPack",
     "Entry",
     "EntryType",
     "IntegrityResult",
     "KdfParams",
     "KeyFile",
+    "KeyInfo",
     "RepositoryConfig",
     "RestoreResult",
+    "RetentionPolicy",
     "RunStatus",
     "SetResult",
+    "SetStatus",
     "SkippedPath",
     "Snapshot",
     "SnapshotSummary",
+    "StatusResult",
     "Trigger",
     "VerifyResult",
 ]
@@ -289,3 +294,70 @@ class IntegrityResult(_Model):
     def ok(self) -> bool:
         """True when nothing is damaged."""
         return not self.damaged
+
+
+class RetentionPolicy(_Model):
+    """Retention rules of `cleanup`. A snapshot stays when any rule keeps it."""
+
+    period: float = Field(gt=0)
+    """Snapshots taken within this many seconds before `now` are kept (config `retention_period`)."""
+    keep_daily: int = Field(default=0, ge=0)
+    """Keep the newest successful snapshot of each of the N most recent UTC days that have one."""
+    keep_weekly: int = Field(default=0, ge=0)
+    """The same per ISO week (Monday to Sunday, UTC)."""
+    keep_monthly: int = Field(default=0, ge=0)
+    """The same per calendar month (UTC)."""
+
+
+class CleanupResult(_Model):
+    """Outcome of `cleanup`: retention, then prune. In a dry run, what it would do."""
+
+    dry_run: bool = False
+    kept_snapshots: dict[str, list[str]] = Field(default_factory=dict)
+    """Kept snapshot id -> the rules that keep it (`period`, `daily`, `weekly`, `monthly`, `newest`)."""
+    removed_snapshots: list[str] = Field(default_factory=list)
+    deleted_packs: list[str] = Field(default_factory=list)
+    """Packs whose chunks no snapshot uses, or that no index names (left by killed runs)."""
+    rewritten_packs: list[str] = Field(default_factory=list)
+    """Packs that still contained used chunks; those chunks moved to `new_packs`."""
+    new_packs: list[str] = Field(default_factory=list)
+    removed_temporaries: int = 0
+    """Unfinished `.tmp-` files of killed runs."""
+    freed_bytes: int = 0
+    """Drop in repository size; an estimate in a dry run."""
+
+
+class SetStatus(_Model):
+    """The last run of one backup set, taken from the snapshots."""
+
+    name: str
+    last_run: str
+    """Id of the newest snapshot that contains the set."""
+    last_run_time: float
+    last_status: RunStatus
+    """Status of the set in that snapshot."""
+    last_success: str | None = None
+    """Id of the newest snapshot in which the set is `ok`."""
+    last_success_time: float | None = None
+    bytes: int = 0
+    """Size of the set's files in its last run."""
+
+
+class StatusResult(_Model):
+    """Repository overview for `status`."""
+
+    repository: str
+    snapshots: int
+    size_bytes: int
+    """Bytes of every file in the repository directory."""
+    sets: list[SetStatus] = Field(default_factory=list)
+
+
+class KeyInfo(_Model):
+    """A key file without its sealed master key, as `key list` shows it."""
+
+    id: str
+    created: float
+    hostname: str
+    current: bool = False
+    """True for the key that opened the repository in this command."""

@@ -2,7 +2,8 @@
 
 The order is `--passphrase-file`, then the environment variable named by
 `backup.passphrase_env`, then `backup.passphrase_file`, then a terminal prompt.
-The passphrase is never read from the JSON config and never logged.
+The passphrase is never read from the JSON config and never logged. `key add`
+reads the new key's passphrase from its own sources (`read_new_passphrase`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from pathlib import Path
 from atlas_tui.backup.config import BackupConfig
 from atlas_tui.backup.errors import PassphraseMissing
 
-__all__ = ["read_passphrase"]
+__all__ = ["NEW_PASSPHRASE_ENV", "read_new_passphrase", "read_passphrase"]
+
+NEW_PASSPHRASE_ENV = "ATLAS_BACKUP_NEW_PASSPHRASE"
+"""Environment variable read by `key add` for the passphrase of the new key."""
 
 
 def read_passphrase(config: BackupConfig, flag_file: Path | None, *, confirm: bool = False) -> bytes:
@@ -42,6 +46,27 @@ def read_passphrase(config: BackupConfig, flag_file: Path | None, *, confirm: bo
     )
 
 
+def read_new_passphrase(flag_file: Path | None) -> bytes:
+    """Return the passphrase of a key that `key add` creates, as UTF-8 bytes.
+
+    The order is `--new-passphrase-file`, then `ATLAS_BACKUP_NEW_PASSPHRASE`, then
+    a prompt asked twice on a terminal.
+
+    Raises:
+        PassphraseMissing: no source is set, the file cannot be read, or the passphrase is empty.
+    """
+    if flag_file is not None:
+        return _from_file(flag_file, "--new-passphrase-file")
+    value = os.environ.get(NEW_PASSPHRASE_ENV)
+    if value:
+        return value.encode()
+    if sys.stdin.isatty():
+        return _prompt(True, "new passphrase: ")
+    raise PassphraseMissing(
+        f"no passphrase for the new key: pass --new-passphrase-file or set the environment variable {NEW_PASSPHRASE_ENV}"
+    )
+
+
 def _from_file(path: Path, source: str) -> bytes:
     try:
         text = path.read_text(encoding="utf-8")
@@ -53,8 +78,8 @@ def _from_file(path: Path, source: str) -> bytes:
     return first.encode()
 
 
-def _prompt(confirm: bool) -> bytes:
-    first = getpass.getpass("backup repository passphrase: ")
+def _prompt(confirm: bool, label: str = "backup repository passphrase: ") -> bytes:
+    first = getpass.getpass(label)
     if not first:
         raise PassphraseMissing("the passphrase is empty; enter a passphrase")
     if confirm and getpass.getpass("repeat the passphrase: ") != first:

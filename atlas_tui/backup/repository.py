@@ -18,18 +18,27 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import secrets
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
 
 from pydantic import ValidationError
 
-from atlas_tui.backup.atomic import TEMP_PREFIX, write_atomic
+from atlas_tui.backup.atomic import TEMP_PREFIX, fsync_dir, write_atomic
 from atlas_tui.backup.crypto import MasterKey, chunk_id, open_sealed, seal
-from atlas_tui.backup.errors import CorruptData, RepositoryExists, RepositoryNotFound, SnapshotNotFound
-from atlas_tui.backup.keys import create_key_file, open_master_key
+from atlas_tui.backup.errors import (
+    CorruptData,
+    KeyNotFound,
+    KeyRemovalRejected,
+    RepositoryExists,
+    RepositoryNotFound,
+    SnapshotNotFound,
+)
+from atlas_tui.backup.keys import create_key_file, list_key_files, open_master_key
 from atlas_tui.backup.lock import RepositoryLock
-from atlas_tui.backup.models import FORMAT_VERSION, ChunkerParams, RepositoryConfig, Snapshot
+from atlas_tui.backup.models import FORMAT_VERSION, ChunkerParams, KeyFile, KeyInfo, RepositoryConfig, Snapshot
 from atlas_tui.backup.packs import PackInfo, chunk_associated, pack_path, read_pack_header
 
 __all__ = ["IndexEntry", "Repository"]
@@ -111,6 +120,40 @@ class Repository:
         key, key_id = open_master_key(path / "keys", config.id, passphrase, str(path))
         return cls(path, config, key, key_id)
 
+    def add_key(self, passphrase: bytes, *, now: float, scrypt_n: int = 2**15) -> KeyFile:
+        """Seal the master key under another passphrase; the caller holds the lock."""
+        key_file = create_key_file(self.path / "keys", self.config.id, self.key, passphrase, now=now, scrypt_n=scrypt_n)
+        logger.info("added key key_id=%s repository=%s", key_file.id, self.path)
+        return key_file
+
+    def list_keys(self) -> list[KeyInfo]:
+        """Return every key file's id, creation time and host, oldest first."""
+        return [
+            KeyInfo(id=item.id, created=item.created, hostname=item.hostname, current=item.id == self.key_id)
+            for item in list_key_files(self.path / "keys")
+        ]
+
+    def remove_key(self, key_id: str) -> None:
+        """Delete one key file; the caller holds the lock.
+
+        Raises:
+            KeyNotFound: no key file has this id.
+            KeyRemovalRejected: it is the last key, or the key that opened the repository.
+        """
+        ids = [item.id for item in self.list_keys()]
+        if key_id not in ids:
+            raise KeyNotFound(f"no key {key_id!r} in {self.path}; run `backup-manager key list` for the ids")
+        if len(ids) == 1:
+            raise KeyRemovalRejected(f"key {key_id} is the last key of {self.path}; add another with `key add` first")
+        if key_id == self.key_id:
+            raise KeyRemovalRejected(
+                f"key {key_id} opened the repository in this command; run `key remove` with another passphrase"
+            )
+        path = self.path / "keys" / key_id
+        path.unlink()
+        fsync_dir(path.parent)
+        logger.info("removed key key_id=%s repository=%s", key_id, self.path)
+
     def lock(self, *, now: float) -> RepositoryLock:
         """Return the writer lock, not yet taken; use it in a `with` block."""
         return RepositoryLock(self.path, now=now)
@@ -130,14 +173,20 @@ class Repository:
                     index[bytes.fromhex(hex_id)] = IndexEntry(pack_id, offset, length, raw_length)
         return index
 
-    def write_index(self, packs: list[PackInfo]) -> None:
-        """Write one index file naming the chunks of `packs`."""
+    def write_index(self, packs: list[PackInfo]) -> Path:
+        """Write one index file naming the chunks of `packs` and return its path."""
         document = {
             info.pack_id: [[e.chunk_id.hex(), e.offset, e.length, e.raw_length] for e in info.entries]
             for info in packs
         }
         sealed = seal(self.key, json.dumps(document).encode(), _INDEX_ASSOCIATED)
-        write_atomic(self.path / "index" / secrets.token_hex(16), sealed)
+        path = self.path / "index" / secrets.token_hex(16)
+        write_atomic(path, sealed)
+        return path
+
+    def index_files(self) -> list[Path]:
+        """Return the paths of every finished index file."""
+        return self._names("index")
 
     def rebuild_index(self) -> int:
         """Replace every index file with one built from the pack headers; return the chunk count."""
@@ -211,6 +260,44 @@ class Repository:
             return self.load_snapshot(snapshot_id)
         raise SnapshotNotFound(f"no snapshots in {self.path} yet; run `backup-manager backup` first")
 
+    def snapshot_at(self, moment: float) -> Snapshot:
+        """Return the newest successful snapshot taken at or before `moment` (epoch seconds).
+
+        Raises:
+            SnapshotNotFound: no successful snapshot is that old; the message names the oldest one.
+        """
+        # Ids order snapshots by whole seconds only, so the manifests' own times decide.
+        successful = [snapshot for snapshot in map(self.load_snapshot, self.snapshot_ids()) if snapshot.status == "ok"]
+        if not successful:
+            raise SnapshotNotFound(f"no successful snapshots in {self.path} yet; run `backup-manager backup` first")
+        candidates = [snapshot for snapshot in successful if snapshot.time <= moment]
+        if candidates:
+            return max(candidates, key=lambda snapshot: snapshot.time)
+        oldest = min(successful, key=lambda snapshot: snapshot.time)
+        raise SnapshotNotFound(
+            f"no successful snapshot at or before {_iso(moment)}; the oldest is {oldest.id} "
+            f"from {_iso(oldest.time)}, so choose --at {_iso(math.ceil(oldest.time))} or later"
+        )
+
+    def delete_snapshot(self, snapshot_id: str) -> None:
+        """Remove one snapshot manifest; the caller holds the lock. Its data stays until a prune.
+
+        Raises:
+            SnapshotNotFound: no snapshot has this id.
+        """
+        path = self.path / "snapshots" / snapshot_id
+        if "/" in snapshot_id or snapshot_id.startswith(TEMP_PREFIX) or not path.is_file():
+            raise SnapshotNotFound(
+                f"no snapshot {snapshot_id!r} in {self.path}; run `backup-manager list` for the ids"
+            )
+        path.unlink()
+        fsync_dir(path.parent)
+        logger.info("deleted snapshot id=%s repository=%s", snapshot_id, self.path)
+
+    def size_bytes(self) -> int:
+        """Return the total size of every file in the repository directory."""
+        return sum(path.lstat().st_size for path in self.path.rglob("*") if path.is_file())
+
     def save_snapshot(self, snapshot: Snapshot) -> None:
         """Write a snapshot manifest atomically."""
         sealed = seal(self.key, snapshot.model_dump_json().encode(), _snapshot_associated(snapshot.id))
@@ -219,6 +306,10 @@ class Repository:
     def _names(self, folder: str) -> list[Path]:
         directory = self.path / folder
         return sorted(path for path in directory.iterdir() if not path.name.startswith(TEMP_PREFIX))
+
+
+def _iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, tz=timezone.utc).isoformat(timespec="seconds")
 
 
 def _snapshot_associated(snapshot_id: str) -> bytes:
