@@ -16,6 +16,8 @@ second. Routes learn the caller's token name from `request.state.api_token`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import logging
 import sqlite3
@@ -56,6 +58,12 @@ API_ACTOR_PREFIX = "api"
 
 DEFAULT_REFRESH_SECONDS = 1.0
 """Seconds the token table is cached before the next request reloads it."""
+
+REVOCATION_CHECK_SECONDS = 1.0
+"""Seconds between checks that the token of an open `/ws` connection is still active."""
+
+REVOKED_CLOSE_CODE = 1008
+"""WebSocket close code (policy violation) sent when the connection's token is revoked."""
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +178,16 @@ class _Decision:
     reason: str | None = None
 
 
+@dataclass(eq=False)
+class _OpenSocket:
+    """One open `/ws` connection, for the revocation watcher."""
+
+    served: asyncio.Future[None]
+    name: str
+    client: str
+    revoked: bool = False
+
+
 class ApiGuard:
     """Pure ASGI middleware that admits a request only with the credential its path needs."""
 
@@ -194,6 +212,8 @@ class ApiGuard:
         self._address_limiter = _limiter("address", settings.rate_limits.per_address_per_minute)
         self._token_limiter = _limiter("token", settings.rate_limits.per_token_per_minute)
         self._log = log if log is not None else RejectionLog()
+        self._sockets: dict[str, set[_OpenSocket]] = {}
+        self._watcher: asyncio.Future[None] | None = None
 
     async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
         """Check the request, then run the app or send the rejection."""
@@ -214,9 +234,58 @@ class ApiGuard:
         if name is not None:
             scope.setdefault("state", {})["api_token"] = name
         if scope["type"] == "websocket":
-            await self.app(scope, receive, send)
+            await self._serve_websocket(scope, receive, send, request, name)
         else:
             await self._call_with_body_limit(scope, receive, send, request, name)
+
+    async def _serve_websocket(
+        self, scope: AsgiScope, receive: Receive, send: Send, request: _Request, name: str | None
+    ) -> None:
+        """Run the WebSocket app, and close the connection once its token is revoked.
+
+        A token is checked only at the handshake otherwise, so a revoked or leaked
+        token would keep a live feed open for as long as the client stays connected.
+        One watcher task checks every open connection's token once per
+        `REVOCATION_CHECK_SECONDS`, each distinct token once.
+        """
+        served = asyncio.ensure_future(self.app(scope, receive, send))
+        if request.bearer is None or name is None:
+            await served
+            return
+        entry = _OpenSocket(served, name, request.client)
+        self._sockets.setdefault(request.bearer, set()).add(entry)
+        if self._watcher is None or self._watcher.done():
+            self._watcher = asyncio.ensure_future(self._watch_sockets())
+        try:
+            await served
+        except asyncio.CancelledError:
+            if not entry.revoked:
+                raise
+            with contextlib.suppress(Exception):
+                await send({"type": "websocket.close", "code": REVOKED_CLOSE_CODE, "reason": "token revoked"})
+        finally:
+            if not served.done():
+                served.cancel()
+            entries = self._sockets.get(request.bearer)
+            if entries is not None:
+                entries.discard(entry)
+                if not entries:
+                    del self._sockets[request.bearer]
+
+    async def _watch_sockets(self) -> None:
+        while self._sockets:
+            await asyncio.sleep(REVOCATION_CHECK_SECONDS)
+            for token, entries in list(self._sockets.items()):
+                try:
+                    active = await self._tokens.identify(token) is not None
+                except TokenStoreError:
+                    continue  # The cache keeps the last table it read; an unreadable store revokes nothing.
+                if active:
+                    continue
+                for entry in list(entries):
+                    logger.info("websocket closed: token revoked token=%s client=%s", entry.name, entry.client)
+                    entry.revoked = True
+                    entry.served.cancel()
 
     async def _call_with_body_limit(
         self, scope: AsgiScope, receive: Receive, send: Send, request: _Request, name: str | None

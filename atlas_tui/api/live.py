@@ -62,7 +62,7 @@ class Topic(enum.StrEnum):
     ALERTS = "alerts"
     """Alert transitions, acknowledgements and silences, after each evaluation cycle."""
     BACKUPS = "backups"
-    """Backup progress. NOTE: no messages yet, because ATLAS has no backup engine."""
+    """Backup progress. NOTE: no messages yet, because the daemon does not run backups yet."""
     STATUS = "status"
     """The `GET /api/system/status` body, every `STATUS_INTERVAL` seconds."""
 

@@ -19,7 +19,9 @@ from atlas_tui.api import ws as ws_module
 from atlas_tui.config import Config
 from collectors.base import Sample
 from tests.api.conftest import NOW, STARTED_AT, SYSTEM_STATUS
-from tests.api_tokens import bearer, issue_token
+from storage.db import open_store
+from storage.tokens import revoke_token
+from tests.api_tokens import TEST_TOKEN_NAME, bearer, issue_token
 
 RECEIVE_TIMEOUT = 5.0
 """Seconds a test waits for one message."""
@@ -293,3 +295,18 @@ async def test_slow_client_spares_others(served: Served) -> None:
     assert received > live.queue_size
     assert closed.rcvd is not None
     assert closed.rcvd.code == ws_module.CLOSE_SLOW
+
+
+async def test_revoked_token_closes(served: Served, data_dir: Path) -> None:
+    """Revoking the token of an open connection closes it with 1008 within a few seconds."""
+    async with served.connect() as client:
+        await _subscribe(client, ["status"])
+        conn = open_store(data_dir)
+        try:
+            assert revoke_token(conn, TEST_TOKEN_NAME, NOW)
+        finally:
+            conn.close()
+        closed = await _closed(client)
+    assert closed.rcvd is not None
+    assert closed.rcvd.code == 1008
+    assert closed.rcvd.reason == "token revoked"
