@@ -124,7 +124,23 @@ def build_parser() -> argparse.ArgumentParser:
     from atlas_tui.cli_backup import register as register_backup
 
     register_backup(commands)
+    _add_missing_location_flags(parser)
     return parser
+
+
+def _add_missing_location_flags(parser: argparse.ArgumentParser) -> None:
+    """Give every subcommand `--data-dir` and `--config`, so both may follow it (`atlas metrics --config F`)."""
+    for action in parser._actions:  # noqa: SLF001 - argparse lists subparsers only here
+        if not isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            continue
+        for subparser in set(action.choices.values()):
+            options = subparser._option_string_actions  # noqa: SLF001
+            default = argparse.SUPPRESS
+            if "--data-dir" not in options:
+                subparser.add_argument("--data-dir", default=default, metavar="DIR", help="data directory holding the store")
+            if "--config" not in options:
+                subparser.add_argument("--config", default=default, metavar="FILE", help="JSON config file")
+            _add_missing_location_flags(subparser)
 
 
 def _add_location_flags(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
