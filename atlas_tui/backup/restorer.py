@@ -27,7 +27,7 @@ from atlas_tui.backup.repository import IndexEntry, Repository
 from atlas_tui.backup.sqlite_copy import SIDECAR_SUFFIXES
 from atlas_tui.lockfile import lock_holder
 
-__all__ = ["Restorer", "check_entry_path"]
+__all__ = ["Restorer", "check_entry_path", "is_within"]
 
 logger = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ class Restorer:
             if not os.path.lexists(current):
                 os.mkdir(current, 0o700)
             real = os.path.realpath(current)
-            if real != root and not real.startswith(root + b"/"):
+            if not is_within(real, root):
                 display = path.decode("utf-8", "backslashreplace")
                 raise UnsafeRestorePath(
                     f"restoring {display!r} would write through {os.fsdecode(current)!r}, which leads outside "
@@ -182,3 +182,9 @@ class Restorer:
         if entry.type != "symlink":
             os.chmod(path, entry.mode)
         os.utime(path, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=False)
+
+
+def is_within(path: bytes, root: bytes) -> bool:
+    """Return True when the resolved `path` is `root` or lies under it; `root` may be `/`."""
+    prefix = root if root.endswith(b"/") else root + b"/"
+    return path == root or path.startswith(prefix)

@@ -14,7 +14,7 @@ from atlas_tui.backup.checker import verify_snapshot
 from atlas_tui.backup.errors import UnsafeRestorePath
 from atlas_tui.backup.models import BackupRequest, BackupSetSpec, Entry
 from atlas_tui.backup.repository import Repository
-from atlas_tui.backup.restorer import Restorer
+from atlas_tui.backup.restorer import Restorer, is_within
 
 from tests.backup.conftest import FIXED_MTIME_NS, NON_UTF8_NAME, build_tree, restored_root, tree_state
 
@@ -265,3 +265,12 @@ def test_symlinked_root_followed(repository: Repository, tmp_path: Path) -> None
     restored = restored_root(tmp_path / "out", alias)
     assert not restored.is_symlink()
     assert tree_state(restored) == tree_state(real)
+
+
+def test_within_root_prefix() -> None:
+    """The escape check accepts paths under `/` as inside a target of `/`, and rejects sibling prefixes."""
+    assert is_within(b"/tmp", b"/")
+    assert is_within(b"/srv/restore/a", b"/srv/restore")
+    assert is_within(b"/srv/restore", b"/srv/restore")
+    assert not is_within(b"/srv/restore-other/a", b"/srv/restore")
+    assert not is_within(b"/etc", b"/srv/restore")
