@@ -65,6 +65,11 @@ async def handle_validation_error(request: Request, exc: Exception) -> JSONRespo
         return _render(422, "invalid_request", "invalid request", {"field": "request"})
 
     first = problems[0]
+    if first.get("type") == "json_invalid":
+        # The body is not JSON at all: the same 400 as a body that cannot be decoded.
+        _log(request, 400, "invalid_request")
+        return _render(400, "invalid_request", f"invalid body: not valid JSON ({first['msg']}); send a JSON object",
+                       {"field": "body"})  # fmt: skip
     where = ".".join(str(part) for part in first["loc"])
     message = f"invalid {where}: {first['msg']}"
     if len(problems) > 1:

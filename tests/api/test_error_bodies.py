@@ -146,3 +146,16 @@ def test_openapi_file_current() -> None:
     committed = (REPOSITORY / DEFAULT_PATH).read_text(encoding="utf-8")
 
     assert committed == render_openapi(), "docs/openapi.json is out of date: run `make openapi` and commit it"
+
+
+
+async def test_malformed_json_400(serve, data_dir: Path) -> None:
+    """A body that is not JSON returns the same 400 as one that cannot be decoded, not a 422."""
+    client = await serve(data_dir)
+
+    response = await client.post("/api/alerts/ack/alert_1", content=b"{bad", headers={"Content-Type": "application/json"})
+
+    error = error_of(response)
+    assert response.status_code == 400
+    assert error["code"] == "invalid_request"
+    assert error["details"] == {"field": "body"}
