@@ -168,6 +168,10 @@ class _Run:
                     result.files += 1
                     result.bytes += entry.size
                     self.progress(len(self.entries), self.bytes_read)
+        if content == 0 and not result.skipped:
+            # An empty set is more likely an unmounted disk or a wrong path than a real backup.
+            for root in spec.paths:
+                _skip(result, os.fsencode(os.path.abspath(root)), _NOTHING_TO_BACK_UP)
         result.status = _set_status(result, content)
         return result
 
@@ -345,6 +349,12 @@ def _special_type(mode: int) -> EntryType:
 
 def _is_sidecar(name: bytes, present: set[bytes]) -> bool:
     return any(name.endswith(suffix) and name[: -len(suffix)] in present for suffix in SIDECAR_SUFFIXES)
+
+
+_NOTHING_TO_BACK_UP = (
+    "nothing to back up: no file, symlink or special file under this path (the repository itself is "
+    "left out); check that the path is right and its disk is mounted"
+)
 
 
 def _skip(result: SetResult, path: bytes, reason: OSError | str) -> None:

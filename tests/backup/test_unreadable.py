@@ -166,7 +166,7 @@ def test_missing_root_fails(shared_dir: Path) -> None:
 
 
 def test_empty_mountpoint_flagged(repository: Repository, tmp_path: Path) -> None:
-    """A set that shrinks to nothing against its parent snapshot gets a warning."""
+    """A set that shrinks to nothing, like a volume that is not mounted, fails the run and is flagged."""
     mount = tmp_path / "mnt"
     mount.mkdir()
     (mount / "volume.img").write_bytes(os.urandom(50_000))
@@ -176,6 +176,8 @@ def test_empty_mountpoint_flagged(repository: Repository, tmp_path: Path) -> Non
 
     result = Archiver(repository).run(request.model_copy(update={"now": START + 60}))
 
-    assert result.status == "ok"
+    assert result.status == "failed"
+    assert result.id is None
+    assert "nothing to back up" in result.sets[0].skipped[0].reason
     assert len(result.warnings) == 1
     assert "set node contains 0 bytes" in result.warnings[0]
