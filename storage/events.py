@@ -234,9 +234,9 @@ def _stored_hashes(conn: sqlite3.Connection, rows: Sequence[EventRow]) -> dict[t
         ids.setdefault(row.app_id, set()).add(row.event_id)
     stored: dict[tuple[str, str], str] = {}
     for app_id, event_ids in ids.items():
-        wanted = sorted(event_ids)
-        for offset in range(0, len(wanted), _LOOKUP_CHUNK):
-            chunk = wanted[offset : offset + _LOOKUP_CHUNK]
+        requested = sorted(event_ids)
+        for offset in range(0, len(requested), _LOOKUP_CHUNK):
+            chunk = requested[offset : offset + _LOOKUP_CHUNK]
             marks = ",".join("?" * len(chunk))
             for event_id, content_hash in conn.execute(
                 f"SELECT event_id, content_hash FROM analytics_events WHERE app_id = ? AND event_id IN ({marks})",

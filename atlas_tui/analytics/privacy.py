@@ -48,7 +48,7 @@ SECRET_BYTES = 32
 """Length of the host secret; 32 bytes matches SHA-256's block security."""
 
 _MNEMONIC_LENGTHS = (12, 15, 18, 21, 24)
-_SHORTEST_SECRET = 14
+_MIN_SECRET_LENGTH = 14
 """Length of the shortest text any rule matches: `bc1` and 11 more characters of a bech32 address."""
 _PSEUDONYM_CACHE = 4096
 """Ids whose pseudonyms are kept in memory; the cache starts over when full."""
@@ -148,7 +148,7 @@ def detect_wallet_secret(text: str) -> str | None:
     `private_key` (64 hex), `bech32_address` (`bc1…`/`tb1…`), `extended_private_key`
     (`xprv…`) and `wif_private_key` (base58 WIF).
     """
-    if len(text) < _SHORTEST_SECRET:
+    if len(text) < _MIN_SECRET_LENGTH:
         return None
     for rule, pattern in _HEX_PATTERNS:
         if pattern.search(text):

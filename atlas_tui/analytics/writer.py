@@ -1,7 +1,7 @@
 """Group commit for analytics ingestion: the batches of concurrent requests share one transaction.
 
 Requests await `BatchWriter.store`. One write is in flight at a time, on one writer
-thread; the batches that arrive meanwhile wait in a queue and go into the next
+thread. The batches that arrive meanwhile wait in a queue and go into the next
 transaction together, a savepoint each. Each request is resolved after COMMIT. So a
 response is only ever sent for a committed batch, a batch that fails rolls back
 alone, and concurrent requests pay for one commit instead of queueing for the write

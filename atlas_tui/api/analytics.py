@@ -116,7 +116,7 @@ class IngestState:
         return self.data_dir / DB_FILENAME
 
     def _open_store(self) -> sqlite3.Connection:
-        # `connect` would create a missing file; a daemon whose store is gone must say so instead.
+        # `connect` would create a missing file, so a store that is gone is reported instead.
         if not self.store_path.is_file():
             raise StorageError(f"store not found: {self.store_path}")
         return connect(self.store_path)

@@ -2,7 +2,7 @@
 
 `/healthz` returns 200 whenever the process serves requests at all. It reads nothing,
 so a slow or broken store never makes a supervisor restart a daemon that still runs.
-`/readyz` returns 200 only while the daemon does its job: the store opens and answers
+`/readyz` returns 200 only while the daemon does its job: the store opens and runs
 a query, the heartbeat is fresh, every collector has started a cycle recently, and no
 collector's samples are being rejected by the store. Otherwise it returns 503 and
 lists the failed checks.

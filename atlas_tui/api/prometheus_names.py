@@ -2,8 +2,8 @@
 
 `atlas_tui.api.prometheus` calls `exposed_metric` for each stored series.
 ATLAS names follow the conditions operators write (`cpu_usage > 80`, percent unless
-the name says otherwise); Prometheus' naming guide asks for base units and a unit
-suffix. The rules:
+the name names another unit). Prometheus' naming guide recommends base units and a
+unit suffix. The rules:
 
 | ATLAS | exposed | value |
 |---|---|---|

@@ -124,7 +124,7 @@ async def test_idle_connection_is_closed_and_reopened(data_dir: Path) -> None:
     assert len(opened) == 2
 
 
-async def test_closed_writer_refuses(data_dir: Path) -> None:
+async def test_closed_writer_rejects(data_dir: Path) -> None:
     writer = writer_for(data_dir)
     writer.close()
     with pytest.raises(WriterClosedError):
