@@ -90,12 +90,17 @@ def test_reader_during_writes(tmp_path: Path, store: sqlite3.Connection) -> None
         done.set()
 
     def maintain(conn: sqlite3.Connection) -> None:
+        # One more pass after the writer ends, so retention has old rows to delete
+        # even when the writer finished before this thread got the CPU.
         nonlocal deleted
-        while not done.is_set():
+        while True:
+            finished = done.is_set()
             now = T0 + written
             update_rollups(conn, now=now)
             deleted += apply_retention(conn, now=now, raw_keep=CYCLES / 4, rollup_keep=CYCLES)
             checkpoint(conn)
+            if finished:
+                return
 
     def read(conn: sqlite3.Connection) -> None:
         nonlocal reads
