@@ -78,6 +78,8 @@ class CollectorStatus:
     """Samples the latest cycle produced."""
     runs: int = 0
     """Cycles started since the scheduler began."""
+    deliveries: int = 0
+    """Cycles whose samples were handed to the sink since the scheduler began, written or not."""
     failures: int = 0
     """Cycles that raised or timed out since the scheduler began."""
     unavailable: dict[str, str] = field(default_factory=dict)

@@ -157,6 +157,7 @@ class Scheduler:
             if samples is None:
                 return
             await self._deliver(collector.name, samples)
+            self._statuses[collector.name].deliveries += 1
             delay = _next_tick(start, collector.interval, loop.time()) - loop.time()
             if await self._wait_for_stop(delay):
                 return

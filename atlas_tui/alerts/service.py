@@ -61,6 +61,9 @@ logger = logging.getLogger(__name__)
 _READY_POLL = 0.2
 """Seconds between checks of the collectors' statuses before the first cycle."""
 
+_READY_INTERVALS = 3
+"""Evaluation intervals the first cycle waits at most for every collector's first delivery."""
+
 
 @dataclass(frozen=True, slots=True)
 class CycleReport:
@@ -128,8 +131,8 @@ class AlertService:
             statuses: The collectors' latest statuses; None reads them from the store.
             clock: UTC epoch seconds; only `run()` reads it.
             on_enqueued: Called after a cycle queued notices (the sender's `wake`).
-            wait_for_collectors: Make `run()` hold its first cycle, for at most one
-                interval, until every collector in `statuses` has stored a cycle. The
+            wait_for_collectors: Make `run()` hold its first cycle, for at most three
+                intervals, until every collector in `statuses` has stored a cycle. The
                 daemon sets it, so the first evaluation after a start reads fresh
                 samples instead of a gap that would read as no data.
         """
@@ -413,12 +416,15 @@ class AlertService:
         if not self._wait_for_collectors or self._statuses is None:
             return
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.interval
-        # A collector starts its second cycle only after the first one's samples
-        # were written, so two runs prove that the store contains fresh data.
+        # Every cycle ends in a delivery, even one that timed out, so the slowest
+        # collector's timeout bounds this wait. The deadline is a guard for a
+        # scheduler that never started. On a loaded host a first cycle can take
+        # longer than one interval, and an evaluation before it would read the
+        # values stored before the restart.
+        deadline = loop.time() + _READY_INTERVALS * self.interval
         while not self._stopping.is_set() and loop.time() < deadline:
             statuses = self._statuses()
-            if all(status.runs >= 2 for status in statuses):
+            if all(status.deliveries >= 1 for status in statuses):
                 return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=_READY_POLL)

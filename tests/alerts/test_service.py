@@ -210,6 +210,37 @@ async def test_run_loop_skips_overruns(tmp_path: Path) -> None:
     assert status.missed_evaluations >= len(cycles) - 1
 
 
+async def test_first_cycle_waits_for_delivery(tmp_path: Path) -> None:
+    """With wait_for_collectors, the first cycle starts only after every collector delivered a cycle."""
+    delivered = [0]
+
+    def statuses() -> list[CollectorStatus]:
+        return [CollectorStatus(name="system", interval=1.0, runs=3, deliveries=delivered[0])]
+
+    def last_tick() -> float | None:
+        conn = sqlite3.connect(tmp_path / "atlas.db")
+        try:
+            return read_engine_state(conn).last_tick
+        finally:
+            conn.close()
+
+    service = AlertService(make_config([cpu_rule()]), tmp_path, statuses=statuses, wait_for_collectors=True)
+    task = asyncio.create_task(service.run())
+    try:
+        # Several status checks pass while three cycles started and none was delivered.
+        await asyncio.sleep(0.8)
+        assert last_tick() is None
+        delivered[0] = 1
+        for _ in range(100):
+            if last_tick() is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert last_tick() is not None
+    finally:
+        await service.stop()
+        await task
+
+
 def test_source_error_sets_error(tmp_path: Path) -> None:
     """A rule over a failing collector turns error and reports it in its health."""
     failing = [CollectorStatus(name="system", interval=5.0, last_error="timed out after 4s")]
