@@ -3,8 +3,11 @@
 `create_api` builds one `LiveHub` per app (`app.state.live`). The daemon feeds it:
 the collection pipeline calls `publish_samples` after each stored cycle, and the
 alert service calls `alerts_changed` after each evaluation cycle. The hub turns
-those into JSON text once per message and puts the same text on the queue of every
-subscriber of the topic. `atlas_tui.api.ws` owns the sockets and drains the queues.
+those into JSON text once per message and hands the same `LiveMessage` to every
+subscriber of the topic. `atlas_tui.api.ws` owns the sockets. It drains a client's
+queue through the ASGI path, then attaches the connection's `FrameWriter`, after
+which each message is written straight to that client's socket as one frame that
+is encoded once for all clients.
 Cycles stored within `COALESCE_DELAY` of each other (the system and self-health
 collectors share a schedule) go out as one metrics message, because each message
 costs every client a socket write.
@@ -14,7 +17,9 @@ serialized for a topic without subscribers. Store reads happen in one shared tas
 per topic (alert events after a cycle, the status every `STATUS_INTERVAL`), never
 once per client. A subscriber whose queue is full is dropped at once: its queue is
 emptied and its `dropped` event set, so one slow client costs at most `QUEUE_SIZE`
-messages of memory and never slows the others.
+messages of memory and never slows the others. A client with a frame writer counts
+as full when the bytes waiting in its connection's buffer exceed `QUEUE_SIZE` frames
+of the size being written.
 """
 
 from __future__ import annotations
@@ -26,17 +31,28 @@ import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from fastapi import HTTPException
 
 from atlas_tui.api.context import ApiContext
+from atlas_tui.api.ws_frames import text_frame
 from atlas_tui.cli_alerts import AlertView, EventView
 from atlas_tui.config import Config
 from collectors.base import Labels, Sample
 from storage.alerts import AlertEventRecord, events_after, list_alerts
 from storage.metrics import latest
 
-__all__ = ["MAX_SUBSCRIBERS", "QUEUE_SIZE", "STATUS_INTERVAL", "LiveHub", "Subscriber", "Topic"]
+__all__ = [
+    "MAX_SUBSCRIBERS",
+    "QUEUE_SIZE",
+    "STATUS_INTERVAL",
+    "FrameSink",
+    "LiveHub",
+    "LiveMessage",
+    "Subscriber",
+    "Topic",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +83,30 @@ class Topic(enum.StrEnum):
     """The `GET /api/system/status` body, every `STATUS_INTERVAL` seconds."""
 
 
+class LiveMessage:
+    """One message of the feed: its JSON text, and its WebSocket frame once a writer needs it."""
+
+    __slots__ = ("_frame", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._frame: bytes | None = None
+
+    @property
+    def frame(self) -> bytes:
+        """The text as one WebSocket text frame, encoded on first use and shared by every client."""
+        if self._frame is None:
+            self._frame = text_frame(self.text)
+        return self._frame
+
+
+class FrameSink(Protocol):
+    """Writes prepared frames to one client's connection (`atlas_tui.api.ws_frames.FrameWriter`)."""
+
+    def write(self, frame: bytes) -> int | None:
+        """Write `frame`; return the bytes waiting in the connection's buffer, None when it is closing."""
+
+
 @dataclass(eq=False)
 class Subscriber:
     """One client's subscription and the messages waiting for it."""
@@ -76,12 +116,14 @@ class Subscriber:
     names: frozenset[str] | None = None
     """Metric names the client wants from the `metrics` topic; None for all."""
     queue_size: int = QUEUE_SIZE
-    """Messages that may wait before the client is dropped."""
+    """Messages that may wait before the client is dropped. With a frame writer, the
+    limit is the bytes of that many frames of the size being written."""
     dropped: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when the queue overflowed; the socket is then closed with code 4008."""
-    _queue: collections.deque[str] = field(default_factory=collections.deque, init=False)
+    _queue: collections.deque[LiveMessage] = field(default_factory=collections.deque, init=False)
     _waiter: asyncio.Future[None] | None = field(default=None, init=False)
-    _held: list[str] | None = field(default=None, init=False)
+    _held: list[LiveMessage] | None = field(default=None, init=False)
+    _writer: FrameSink | None = field(default=None, init=False)
 
     @property
     def pending(self) -> int:
@@ -96,25 +138,46 @@ class Subscriber:
         """Keep offered messages aside until `release()`, while the snapshot is read."""
         self._held = []
 
-    def release(self) -> list[str]:
+    def release(self) -> list[LiveMessage]:
         """Stop holding and return the messages held, oldest first."""
         held, self._held = self._held or [], None
         return held
 
-    def offer(self, text: str) -> bool:
-        """Queue `text`, or hold it while the snapshot is read; return False when full."""
+    @property
+    def attached(self) -> bool:
+        """True once messages go straight to a frame writer instead of the queue."""
+        return self._writer is not None
+
+    def attach(self, writer: FrameSink) -> bool:
+        """Write later messages with `writer`; return False, and change nothing, while messages wait.
+
+        Attaching only with an empty queue and nothing held keeps the messages in order.
+        """
+        if self._queue or self._held is not None:
+            return False
+        self._writer = writer
+        return True
+
+    def offer(self, message: LiveMessage) -> bool:
+        """Send or queue `message`, or hold it while the snapshot is read; return False when full."""
         if self._held is not None:
-            self._held.append(text)
+            self._held.append(message)
             return len(self._held) <= self.queue_size
+        writer = self._writer
+        if writer is not None:
+            frame = message.frame
+            buffered = writer.write(frame)
+            # None: the connection is closing, and the reading task gets the disconnect.
+            return buffered is None or buffered <= self.queue_size * len(frame)
         if len(self._queue) >= self.queue_size:
             return False
-        self._queue.append(text)
+        self._queue.append(message)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
         return True
 
-    async def take(self) -> str:
+    async def take(self) -> LiveMessage:
         """Wait for the oldest queued message and remove it from the queue."""
         # A deque and one future cost less per message than asyncio.Queue, which
         # matters because every message is taken once per client.
@@ -175,6 +238,11 @@ class LiveHub:
         """Clients currently subscribed."""
         return len(self._subscribers)
 
+    @property
+    def attached_count(self) -> int:
+        """Clients whose messages are written to their socket as prepared frames."""
+        return sum(1 for s in self._subscribers if s.attached)
+
     def is_full(self) -> bool:
         """Return True when no further client may subscribe."""
         return len(self._subscribers) >= self.max_subscribers
@@ -195,8 +263,8 @@ class LiveHub:
             raise
         if top is not None and self._alert_watermark is None:
             self._alert_watermark = top
-        for text in [*snapshot, *subscriber.release()]:
-            self._offer(subscriber, text)
+        for message in [*(LiveMessage(text) for text in snapshot), *subscriber.release()]:
+            self._offer(subscriber, message)
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         """Forget `subscriber`; safe to call twice."""
@@ -234,21 +302,21 @@ class LiveHub:
         self._flush = None
         batch, self._pending = list(self._pending.values()), {}
         targets = [s for s in self._subscribers if Topic.METRICS in s.topics]
-        # One text per distinct name filter; None marks a filter that matched nothing.
-        texts: dict[frozenset[str] | None, str | None] = {}
+        # One message per distinct name filter; None marks a filter that matched nothing.
+        messages: dict[frozenset[str] | None, LiveMessage | None] = {}
         for subscriber in targets:
-            if subscriber.names not in texts:
+            if subscriber.names not in messages:
                 chosen = [s for s in batch if subscriber.wants_metric(s.name)]
-                texts[subscriber.names] = _metrics_message(chosen, snapshot=False) if chosen else None
-            text = texts[subscriber.names]
-            if text is not None:
-                self._offer(subscriber, text)
+                messages[subscriber.names] = LiveMessage(_metrics_message(chosen, snapshot=False)) if chosen else None
+            message = messages[subscriber.names]
+            if message is not None:
+                self._offer(subscriber, message)
 
     def _has(self, topic: Topic) -> bool:
         return any(topic in s.topics for s in self._subscribers)
 
-    def _offer(self, subscriber: Subscriber, text: str) -> None:
-        if subscriber.dropped.is_set() or subscriber.offer(text):
+    def _offer(self, subscriber: Subscriber, message: LiveMessage) -> None:
+        if subscriber.dropped.is_set() or subscriber.offer(message):
             return
         self.dropped_count += 1
         self.unsubscribe(subscriber)
@@ -262,8 +330,9 @@ class LiveHub:
         )
 
     def _broadcast(self, topic: Topic, text: str) -> None:
+        message = LiveMessage(text)
         for subscriber in [s for s in self._subscribers if topic in s.topics]:
-            self._offer(subscriber, text)
+            self._offer(subscriber, message)
 
     def _read_snapshot(self, topics: frozenset[Topic], names: frozenset[str] | None) -> tuple[list[str], int | None]:
         """Read the current state of each topic, and the newest alert event id. Blocking."""

@@ -21,6 +21,7 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
+from atlas_tui.api.ws_frames import LiveWebSocketProtocol
 from atlas_tui.errors import AtlasError
 
 __all__ = ["API_HOST", "ApiBindError", "ApiServer"]
@@ -87,6 +88,9 @@ class ApiServer:
             # Compressing each `/ws` message once per client more than doubled the
             # daemon's CPU with 100 clients (bench/ws_fanout.py). Ticks are a few KiB.
             ws_per_message_deflate=False,
+            # Adds the frame writer that `/ws` uses to send each live message as one
+            # prepared frame (atlas_tui/api/ws_frames.py).
+            ws=LiveWebSocketProtocol,
             ws_ping_interval=_WS_PING_INTERVAL,
         )
         self._server = _EmbeddedServer(config)

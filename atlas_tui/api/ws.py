@@ -16,7 +16,9 @@ replaces the subscription. The server closes the socket with:
 - 1012 when the daemon stops (sent by uvicorn).
 
 Invariants: each connection has one task that sends from its queue and one loop that
-reads the client's messages. Neither ever waits on another client.
+reads the client's messages. Neither ever waits on another client. Once the queue is
+empty after the snapshot, the sending task attaches the connection's frame writer
+(`atlas_tui.api.ws_frames`), and the hub writes later messages to the socket itself.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.websockets import WebSocketState
 
-from atlas_tui.api.live import LiveHub, Subscriber, Topic
+from atlas_tui.api.live import FrameSink, LiveHub, Subscriber, Topic
+from atlas_tui.api.ws_frames import FRAME_WRITER_EXTENSION
 
 __all__ = [
     "CLOSE_INVALID",
@@ -177,8 +180,12 @@ def _log_unexpected(task: asyncio.Task[object]) -> None:
 
 
 async def _send_queue(websocket: WebSocket, subscriber: Subscriber) -> None:
+    writer: FrameSink | None = websocket.scope.get("extensions", {}).get(FRAME_WRITER_EXTENSION)
     while True:
-        await websocket.send_text(await subscriber.take())
+        if writer is not None and not subscriber.attached:
+            subscriber.attach(writer)
+        message = await subscriber.take()
+        await websocket.send_text(message.text)
 
 
 async def _read_subscribe(websocket: WebSocket) -> SubscribeMessage:

@@ -107,6 +107,24 @@ async def test_metric_tick_pushed(served: Served) -> None:
     }
 
 
+async def test_ticks_written_as_frames(served: Served) -> None:
+    """After the snapshot, ticks go through the frame writer and arrive whole and in order."""
+    live = served.app.state.live
+    async with served.connect() as first, served.connect() as second:
+        for client in (first, second):
+            await _subscribe(client, ["metrics"])
+            await _receive(client)
+        assert live.attached_count == 2
+
+        for value in range(5):
+            live.publish_samples([Sample.of("cpu_usage", float(value), NOW + value)])
+            await asyncio.sleep(live.coalesce_delay + 0.05)
+        ticks = [[await _receive(client) for _ in range(5)] for client in (first, second)]
+
+    for received in ticks:
+        assert [tick["samples"][0]["value"] for tick in received] == [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
 async def test_cycles_coalesced(served: Served) -> None:
     """Cycles published within the coalescing delay arrive as one message, newest sample per series."""
     live = served.app.state.live
