@@ -78,12 +78,13 @@ class CollectorStatus:
     """Samples the latest cycle produced."""
     runs: int = 0
     """Cycles started since the scheduler began."""
-    deliveries: int = 0
-    """Cycles whose samples were handed to the sink since the scheduler began, written or not."""
     failures: int = 0
     """Cycles that raised or timed out since the scheduler began."""
     unavailable: dict[str, str] = field(default_factory=dict)
     """Sources skipped in the latest cycle, mapped to the reason."""
+    deliveries: int = field(default=0, compare=False)
+    """Cycles whose samples were handed to the sink since the scheduler began, written or not.
+    Only the running scheduler counts them: the store does not keep them."""
 
 
 class CollectorError(Exception):
