@@ -232,6 +232,27 @@ async def test_token_cache_refresh(data_dir: Path) -> None:
     assert reloaded is None
 
 
+async def test_token_cache_store_replaced(data_dir: Path) -> None:
+    """A store removed and created anew is reopened: its tokens count, the old store's no longer do."""
+    clock = [100.0]
+    cache = TokenCache(data_dir, refresh_seconds=1.0, monotonic=lambda: clock[0])
+    old_token = issue_token(data_dir, "read")
+    assert (await cache.identify(old_token)) is not None
+
+    for suffix in ("", "-wal", "-shm"):
+        (data_dir / (DB_FILENAME + suffix)).unlink(missing_ok=True)
+    clock[0] += 1.5
+    # While the store is missing, the tokens read before stay in use.
+    assert (await cache.identify(old_token)) is not None
+
+    new_token = issue_token(data_dir, "read", name="fresh")
+    clock[0] += 1.5
+    assert await cache.identify(old_token) is None
+    fresh = await cache.identify(new_token)
+    assert fresh is not None
+    assert fresh.name == "fresh"
+
+
 async def test_token_never_logged(http: httpx.AsyncClient, data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Neither a valid nor an unknown token appears in the log of rejections."""
     token = issue_token(data_dir, "read")
