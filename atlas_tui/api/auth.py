@@ -61,8 +61,9 @@ API_ACTOR_PREFIX = "api"
 DEFAULT_REFRESH_SECONDS = 1.0
 """Seconds the token table is cached before the next request reloads it."""
 
-REVOCATION_CHECK_SECONDS = 1.0
-"""Seconds between checks that the token of an open `/ws` connection is still active."""
+REVOCATION_CHECK_SECONDS = 2.0
+"""Seconds between checks that the token of an open `/ws` connection is still active.
+Each check reads the token table once, so a revocation closes the feed within this time."""
 
 REVOKED_CLOSE_CODE = 1008
 """WebSocket close code (policy violation) sent when the connection's token is revoked."""
@@ -320,6 +321,8 @@ class ApiGuard:
     async def _watch_sockets(self) -> None:
         while self._sockets:
             await asyncio.sleep(REVOCATION_CHECK_SECONDS)
+            # A fresh read, so the delay to a close is at most one check interval.
+            self._tokens.invalidate()
             for token, entries in list(self._sockets.items()):
                 try:
                     active = await self._tokens.identify(token) is not None
