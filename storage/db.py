@@ -130,6 +130,7 @@ def open_store(data_dir: Path, *, verify: bool = False) -> sqlite3.Connection:
         MigrationError: the schema cannot be brought to the current version.
     """
     prepare_data_dir(data_dir)
+    _create_private(data_dir / DB_FILENAME)
     conn = connect(data_dir / DB_FILENAME)
     try:
         if verify:
@@ -139,6 +140,25 @@ def open_store(data_dir: Path, *, verify: bool = False) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def _create_private(path: Path) -> None:
+    """Create `path` as an empty file readable by its owner only, unless it exists.
+
+    The store contains token hashes and pseudonymous device ids. SQLite gives the
+    `-wal` and `-shm` files the mode of the database file, so they are private too.
+    An existing file keeps the mode the operator gave it.
+    """
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError as err:
+        raise StoreOpenError(
+            f"cannot create the store {path}: {err.strerror or err}; "
+            "pass a writable directory to --data-dir or set ATLAS_DATA_DIR"
+        ) from err
+    os.close(descriptor)
 
 
 def prepare_data_dir(data_dir: Path) -> None:

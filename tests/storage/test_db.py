@@ -162,3 +162,19 @@ def test_transaction_begins_immediate(store: sqlite3.Connection) -> None:
         pass
     store.set_trace_callback(None)
     assert statements == ["BEGIN IMMEDIATE", "COMMIT"]
+
+
+def test_new_store_private(tmp_path: Path) -> None:
+    """A new store and its WAL files are readable by the owner only; an existing file keeps its mode."""
+    conn = open_store(tmp_path / "data")
+    write_samples(conn, [Sample.of("cpu_usage", 1.0, T0)])
+    modes = {path.name: path.stat().st_mode & 0o777 for path in (tmp_path / "data").glob("atlas.db*")}
+    conn.close()
+
+    assert modes == {"atlas.db": 0o600, "atlas.db-wal": 0o600, "atlas.db-shm": 0o600}
+
+    shared = tmp_path / "shared"
+    open_store(shared).close()
+    (shared / "atlas.db").chmod(0o640)
+    open_store(shared).close()
+    assert (shared / "atlas.db").stat().st_mode & 0o777 == 0o640
