@@ -158,7 +158,8 @@ class RemoteSource:
             views = parse_body(list[AlertView], client.get("/api/alerts"), "GET /api/alerts")
             status = parse_body(SystemStatus, client.get("/api/system/status"), "GET /api/system/status")
         except LinkError:
-            return self._last_alerts if self._last_alerts is not None else AlertsSnapshot(now=now)
+            # The last read, aged to `now`, so its ages keep growing while the link is down.
+            return replace(self._last_alerts, now=now) if self._last_alerts is not None else AlertsSnapshot(now=now)
         self._last_alerts = alerts_snapshot(views, status, now)
         return self._last_alerts
 
@@ -270,7 +271,8 @@ class RemoteSource:
             return ConsoleSnapshot(header=header, window_seconds=window_seconds, now=now, rows=(), charts=tuple(empty))
         age = None if self._newest_ts is None else now - self._newest_ts
         header = replace(header, host=last.header.host, daemon_state=last.header.daemon_state, newest_sample_age=age)
-        return replace(last, header=header)
+        # Measured at `now`, the row ages grow and the chart lines move left while the link is down.
+        return replace(last, header=header, now=now)
 
 
 def _no_ranges(name: str, start: float, end: float, labels: object) -> list[SeriesRange]:

@@ -398,8 +398,10 @@ async def test_link_recovers_after_restart(store: Path, read_ack_token: Path) ->
     assert down.header.problem is not None
     assert f"127.0.0.1:{port}" in down.header.problem
     assert down.rows == first.rows
+    assert down.now == NOW + 5
     assert down.header.newest_sample_age == first.header.newest_sample_age + 5
-    assert down_alerts == first_alerts
+    assert down_alerts.rows == first_alerts.rows
+    assert down_alerts.now == NOW + 5
     assert back.header.link is not None
     assert back.header.link.state == "connected"
 
