@@ -60,6 +60,9 @@ class AnalyticsConfig(_Section):
     """Store the client address masked to /24 (IPv4) or /48 (IPv6); false stores none."""
     rate_limits: AnalyticsRateLimits = Field(default_factory=AnalyticsRateLimits)
     """Per-device and daemon-wide batch rates."""
+    prepare_in_worker: StrictBool = True
+    """Decode and validate batches that arrive while others are in flight in a child process, so
+    ingestion uses a second CPU core. False prepares every batch in the daemon's event loop."""
 
     @field_validator("timezone")
     @classmethod

@@ -6,6 +6,7 @@
         ├── UnknownIngestKeyError the bearer token names no configured app
         ├── RateLimitedError      a device or the whole daemon is over its rate
         ├── HostSecretError       the pseudonymisation secret cannot be read or created
+        ├── PrepareWorkerError    the child process preparing the batch exited; nothing of it was stored
         └── StoreWriteError       the store could not take the batch; nothing of it was stored
 
 Errors carry data only. `atlas_tui.api.analytics` turns them into HTTP responses
@@ -23,6 +24,7 @@ __all__ = [
     "AnalyticsError",
     "BatchRejectedError",
     "HostSecretError",
+    "PrepareWorkerError",
     "RateLimitedError",
     "StoreWriteError",
     "UnknownIngestKeyError",
@@ -79,6 +81,16 @@ class HostSecretError(AnalyticsError):
             f"cannot use the analytics host secret {path}: {reason}; fix the file's permissions, "
             "or move it aside to create a new secret (new pseudonyms start from then on)"
         )
+
+
+class PrepareWorkerError(AnalyticsError):
+    """Raised when the prepare worker process exited, or failed to start, before it returned the batch.
+
+    The worker never writes to the store, so nothing of the batch was stored.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the analytics prepare worker is unavailable: {reason}; nothing was stored, resend the batch")
 
 
 class StoreWriteError(AnalyticsError):

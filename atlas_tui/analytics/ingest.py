@@ -20,6 +20,7 @@ from pydantic import AwareDatetime, BaseModel, Field, TypeAdapter, ValidationErr
 
 from atlas_tui.analytics.config import AnalyticsConfig
 from atlas_tui.analytics.errors import BatchRejectedError
+from atlas_tui.analytics.json_text import canonical_bytes, response_bytes, sorted_text
 from atlas_tui.analytics.privacy import Pseudonymizer, mask_ip, scrub_properties, scrub_value
 from atlas_tui.analytics.protocol import (
     MAX_EVENTS_PER_BATCH,
@@ -60,9 +61,6 @@ _TYPE_FIELDS: dict[str, tuple[str, ...]] = {
     for model in KnownEvent.__args__  # type: ignore[attr-defined]
 }
 """Names of the per-type fields of each event type (`screen`, `amount`, …), stored in `attrs`."""
-_ENCODE = json.JSONEncoder(separators=(",", ":"), sort_keys=True, default=str).encode
-_ENCODE_RESPONSE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-_ENCODE_CANONICAL = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode
 _TIME = TypeAdapter(AwareDatetime)
 
 
@@ -244,7 +242,7 @@ def batch_response_json(prepared: PreparedBatch, outcomes: Sequence[StoreOutcome
         "rejected": tally["rejected"],
         "events": [status for status in statuses if status is not None],
     }
-    return _ENCODE_RESPONSE(body).encode("utf-8")
+    return response_bytes(body)
 
 
 def _rate_keys(events: list[Any], pseudonymizer: Pseudonymizer) -> set[str]:
@@ -478,8 +476,11 @@ def _text(value: object, limit: int = 256) -> str | None:
 
 
 def _json(value: object) -> str:
-    return _ENCODE(value)
+    # Most events have no properties, and an empty dict needs no encoder.
+    if value == {}:
+        return "{}"
+    return sorted_text(value)
 
 
 def _canonical(raw: dict[str, Any]) -> bytes:
-    return _ENCODE_CANONICAL(raw).encode("utf-8", "surrogatepass")
+    return canonical_bytes(raw)
