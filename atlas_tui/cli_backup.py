@@ -1,7 +1,10 @@
 """The backup commands: `atlas backup ACTION` and the `backup-manager ACTION` script.
 
 Both build the same actions with `add_actions`: init, backup, list, restore,
-delete, cleanup, verify, integrity, status, key and unlock. `atlas_tui.cli` calls
+delete, cleanup, verify, integrity, status, key, unlock, schedule and logs.
+Backup, cleanup, verify and integrity record their runs in the store of the data
+directory (`atlas_tui.backup.jobs`), which `logs`, the schedule and the backup
+metrics read. `schedule` runs `atlas_tui.backup.service` in the foreground. `atlas_tui.cli` calls
 `register(commands)` while it builds its parser and `run_backup(args)` for the
 `backup` command; `main()` is the `backup-manager` entry point. The repository is
 `--repo`, else `backup.repository` in the config, else `backups` in the data
@@ -10,13 +13,19 @@ directory. This module reads the clock and passes `now` to the engine.
 Exit codes: 0 success. 1 failure, including a wrong passphrase and a damaged
 repository. 2 invalid usage or config. 3 partial: a backup that could not read
 every path, or the verify of such a snapshot. 4 repository locked by a live process.
+`schedule` exits 0 after SIGINT or SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import logging
 import math
+import os
+import signal
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -25,13 +34,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from atlas_tui.backup.config import BackupConfig
+from atlas_tui.backup.jobs import REPOSITORY_DIRNAME
 from atlas_tui.config import Config, load_config, resolve_config_path, resolve_data_dir
 from atlas_tui.errors import AtlasError, ConfigError
 from atlas_tui.logs import LOG_LEVELS, configure_logging
 
 if TYPE_CHECKING:
+    from atlas_tui.backup.jobs import RunRecorder
     from atlas_tui.backup.models import BackupResult, BackupSetSpec, CleanupResult
     from atlas_tui.backup.repository import Repository
+    from atlas_tui.backup.schedule import SetPlan
+    from atlas_tui.backup.service import BackupService
+    from storage.backup_runs import BackupRun
 
 __all__ = [
     "EXIT_FAILURE",
@@ -39,6 +53,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_PARTIAL",
     "EXIT_USAGE",
+    "REPOSITORY_DIRNAME",
     "add_actions",
     "main",
     "register",
@@ -53,8 +68,11 @@ EXIT_PARTIAL = 3
 EXIT_LOCKED = 4
 """Another live process holds the repository lock."""
 
-REPOSITORY_DIRNAME = "backups"
-"""Repository directory inside the data directory when none is configured."""
+
+DEFAULT_LOGS_LIMIT = 20
+"""Runs `logs` shows without `--limit`."""
+
+logger = logging.getLogger(__name__)
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -111,6 +129,36 @@ def add_actions(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     integrity = _action(actions, "integrity", "read and authenticate every chunk a snapshot uses")
     integrity.add_argument("--id", metavar="ID", help="snapshot id (default: every snapshot)")
     _action(actions, "unlock", "remove the repository lock of a process that is gone")
+    _action(
+        actions, "schedule",
+        "run scheduled backups, cleanups and test restores in the foreground until SIGINT or SIGTERM",
+    )
+    _add_logs_flags(_action(actions, "logs", "show the recorded backup, cleanup and check runs with their log lines"))
+
+
+def _add_logs_flags(logs: argparse.ArgumentParser) -> None:
+    logs.add_argument(
+        "--level", type=str.lower, choices=("debug", "info", "warning", "error"), default="info",
+        help="lowest level shown; warning and error also hide runs without such lines or status (default: info)",
+    )
+    logs.add_argument(
+        "--limit", type=_positive_int, default=DEFAULT_LOGS_LIMIT, metavar="N",
+        help=f"show the N newest matching runs, oldest first (default: {DEFAULT_LOGS_LIMIT})",
+    )
+    logs.add_argument(
+        "--kind", choices=("backup", "cleanup", "verify", "integrity", "test_restore"), default=None,
+        help="show only runs of this kind",
+    )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}; give a whole number such as 20") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"invalid number {value}; give 1 or more")
+    return value
 
 
 def _add_key_actions(key: argparse.ArgumentParser) -> None:
@@ -226,12 +274,22 @@ def _add_backup_flags(backup: argparse.ArgumentParser) -> None:
 
 
 def _repository_path(args: argparse.Namespace, config: Config) -> Path:
+    from atlas_tui.backup.jobs import repository_path
+
     flag = getattr(args, "repo", None)
     if flag is not None:
         return Path(flag).expanduser()
-    if config.backup.repository:
-        return Path(config.backup.repository).expanduser()
-    return resolve_data_dir(getattr(args, "data_dir", None)) / REPOSITORY_DIRNAME
+    return repository_path(config.backup, _data_dir(args))
+
+
+def _data_dir(args: argparse.Namespace) -> Path:
+    return resolve_data_dir(getattr(args, "data_dir", None))
+
+
+def _recorder(args: argparse.Namespace, repository: Repository) -> RunRecorder:
+    from atlas_tui.backup.jobs import RunRecorder
+
+    return RunRecorder.open(_data_dir(args), repository=repository.path)
 
 
 def _passphrase(args: argparse.Namespace, backup: BackupConfig, *, confirm: bool = False) -> bytes:
@@ -267,15 +325,17 @@ def _cmd_init(args: argparse.Namespace, config: Config, now: float) -> int:
 
 
 def _cmd_backup(args: argparse.Namespace, config: Config, now: float) -> int:
-    from atlas_tui.backup.archiver import Archiver
+    from atlas_tui.backup.jobs import backup_job
     from atlas_tui.backup.models import BackupRequest
 
     repository = _open(args, config)
     request = BackupRequest(sets=_sets(args, config), trigger=args.trigger, full=args.full, now=now)
     progress = _TerminalProgress(sys.stderr) if sys.stderr.isatty() and not _wants_json(args) else None
+    recorder = _recorder(args, repository)
     try:
-        result = Archiver(repository, progress=progress).run(request)
+        result = backup_job(repository, request, recorder, progress=progress)
     finally:
+        recorder.close()
         if progress is not None:
             progress.finish()
     if _wants_json(args):
@@ -286,17 +346,12 @@ def _cmd_backup(args: argparse.Namespace, config: Config, now: float) -> int:
 
 
 def _sets(args: argparse.Namespace, config: Config) -> list[BackupSetSpec]:
+    from atlas_tui.backup.jobs import configured_sets
     from atlas_tui.backup.models import BackupSetSpec
 
     if args.path:
         return [BackupSetSpec(name="paths", paths=[path.absolute() for path in args.path], sqlite=args.sqlite)]
-    if config.backup.sets:
-        return [
-            BackupSetSpec(name=item.name, paths=[Path(p) for p in item.paths], sqlite=item.sqlite, priority=item.priority)
-            for item in config.backup.sets
-        ]
-    data_dir = resolve_data_dir(getattr(args, "data_dir", None))
-    return [BackupSetSpec(name="data", paths=[data_dir], sqlite=True)]
+    return configured_sets(config.backup, _data_dir(args))
 
 
 def _cmd_list(args: argparse.Namespace, config: Config, now: float) -> int:
@@ -344,15 +399,16 @@ def _cmd_delete(args: argparse.Namespace, config: Config, now: float) -> int:
 
 
 def _cmd_cleanup(args: argparse.Namespace, config: Config, now: float) -> int:
-    from atlas_tui.backup.models import RetentionPolicy
-    from atlas_tui.backup.pruner import Pruner
+    from atlas_tui.backup.jobs import cleanup_job, retention_policy
 
-    backup = config.backup
-    policy = RetentionPolicy(
-        period=backup.retention_period, keep_daily=backup.keep_daily or 0,
-        keep_weekly=backup.keep_weekly or 0, keep_monthly=backup.keep_monthly or 0,
-    )
-    result = Pruner(_open(args, config)).cleanup(policy, now=now, dry_run=args.dry_run)
+    repository = _open(args, config)
+    recorder = _recorder(args, repository)
+    try:
+        result = cleanup_job(
+            repository, retention_policy(config.backup), recorder, trigger="manual", now=now, dry_run=args.dry_run
+        )
+    finally:
+        recorder.close()
     _emit(args, result.model_dump(mode="json"), _cleanup_text(result))
     return EXIT_OK
 
@@ -376,7 +432,8 @@ def _cleanup_text(result: CleanupResult) -> str:
 def _cmd_status(args: argparse.Namespace, config: Config, now: float) -> int:
     from atlas_tui.backup.status import repository_status
 
-    result = repository_status(_open(args, config))
+    repository = _open(args, config)
+    result = repository_status(repository)
     lines = [f"repository {result.repository}: {result.snapshots} snapshots, {result.size_bytes} bytes"]
     for item in result.sets:
         success = f"{item.last_success} ({_iso(item.last_success_time)})" if item.last_success_time else "never"
@@ -384,8 +441,43 @@ def _cmd_status(args: argparse.Namespace, config: Config, now: float) -> int:
             f"  {item.name}: last run {item.last_run} ({_iso(item.last_run_time)}) {item.last_status}, "
             f"{item.bytes} bytes; last success {success}"
         )
-    _emit(args, result.model_dump(mode="json"), "\n".join(lines))
+    schedule = _schedule_plan(args, config, repository.path, now)
+    document = result.model_dump(mode="json")
+    document["schedule"] = [item.model_dump(mode="json") for item in schedule]
+    lines += [_next_run_line(item, now) for item in schedule]
+    _emit(args, document, "\n".join(lines))
     return EXIT_OK
+
+
+def _schedule_plan(args: argparse.Namespace, config: Config, repository: Path, now: float) -> list[SetPlan]:
+    """Return when each configured set runs next, from the run records; empty without a store."""
+    from atlas_tui.backup.jobs import configured_sets
+    from atlas_tui.backup.schedule import BackupSchedule, ScheduleSettings, load_history
+    from storage.db import DB_FILENAME, connect
+
+    store = _data_dir(args) / DB_FILENAME
+    if not store.is_file():
+        return []
+    settings = ScheduleSettings.from_config(config.backup, configured_sets(config.backup, _data_dir(args)))
+    conn = connect(store)
+    try:
+        history = load_history(conn, settings, str(repository))
+    except sqlite3.OperationalError as err:
+        logger.warning("next runs not shown: cannot read the backup runs in %s: %s", store, err)
+        return []
+    finally:
+        conn.close()
+    return list(BackupSchedule(settings).plan(history, now).sets)
+
+
+def _next_run_line(item: SetPlan, now: float) -> str:
+    if item.next_run is None:
+        when = "running now"
+    elif item.next_run <= now:
+        when = "due now"
+    else:
+        when = _iso(item.next_run)
+    return f"  next backup of {item.name}: {when} ({item.reason})"
 
 
 def _cmd_key(args: argparse.Namespace, config: Config, now: float) -> int:
@@ -414,10 +506,15 @@ def _iso(moment: float) -> str:
 
 
 def _cmd_verify(args: argparse.Namespace, config: Config, now: float) -> int:
-    from atlas_tui.backup.checker import verify_snapshot
+    from atlas_tui.backup.jobs import verify_job
 
     repository = _open(args, config)
-    result = verify_snapshot(repository, repository.load_snapshot(args.id))
+    snapshot = repository.load_snapshot(args.id)
+    recorder = _recorder(args, repository)
+    try:
+        result = verify_job(repository, snapshot, recorder, kind="verify", trigger="manual", now=now, locked=False)
+    finally:
+        recorder.close()
     lines = [f"verify {result.id}: {result.status}, {result.checked} entries compared"]
     lines += [f"  mismatch: {line}" for line in result.mismatches] + [f"  note: {line}" for line in result.notes]
     _emit(args, result.model_dump(mode="json"), "\n".join(lines))
@@ -425,13 +522,17 @@ def _cmd_verify(args: argparse.Namespace, config: Config, now: float) -> int:
 
 
 def _cmd_integrity(args: argparse.Namespace, config: Config, now: float) -> int:
-    from atlas_tui.backup.checker import check_integrity
+    from atlas_tui.backup.jobs import check_job
 
     repository = _open(args, config)
     ids = [args.id] if args.id else repository.snapshot_ids()
     if args.id:
         repository.load_snapshot(args.id)
-    result = check_integrity(repository, ids)
+    recorder = _recorder(args, repository)
+    try:
+        result = check_job(repository, ids, recorder, trigger="manual", now=now)
+    finally:
+        recorder.close()
     lines = [f"integrity: {result.chunks} chunks in {result.packs} packs of {len(ids)} snapshots checked"]
     for damage in result.damaged:
         lines.append(f"  damaged pack {damage.pack}: {damage.reason}")
@@ -455,6 +556,89 @@ def _cmd_unlock(args: argparse.Namespace, config: Config, now: float) -> int:
     return EXIT_OK
 
 
+def _cmd_schedule(args: argparse.Namespace, config: Config, now: float) -> int:
+    from atlas_tui.backup.service import BackupService
+
+    configure_logging(getattr(args, "log_level", None) or "INFO")
+    repository = _open(args, config)
+    service = BackupService(
+        config.backup, _data_dir(args), repository=repository.path, open_repository=lambda: repository,
+    )
+    asyncio.run(_run_schedule(service))
+    if service.abandoned:
+        # The job thread would hold the interpreter's exit until it ends; its rows are
+        # already marked failed, and the repository is safe to leave mid-run.
+        logging.shutdown()
+        os._exit(EXIT_OK)
+    return EXIT_OK
+
+
+async def _run_schedule(service: BackupService) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, _stop_on_signal, service, sig)
+    try:
+        await service.run()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def _stop_on_signal(service: BackupService, sig: signal.Signals) -> None:
+    logger.info("stopping the backup schedule signal=%s", sig.name)
+    service.request_stop()
+
+
+def _cmd_logs(args: argparse.Namespace, config: Config, now: float) -> int:
+    from storage.backup_runs import recent_runs_at_level, run_log
+    from storage.db import DB_FILENAME, connect
+
+    store = _data_dir(args) / DB_FILENAME
+    if not store.is_file():
+        print(f"backup logs: no store at {store}; no run was recorded there, check --data-dir", file=sys.stderr)
+        return EXIT_FAILURE
+    conn = connect(store)
+    try:
+        runs = list(reversed(recent_runs_at_level(conn, args.level, args.limit, args.kind)))
+        lines = run_log(conn, [run.run_id for run in runs], min_level=args.level)
+    except sqlite3.OperationalError as err:
+        print(f"backup logs: cannot read the backup runs in {store}: {err}; run `atlas daemon` or any "
+              "`backup-manager backup` once to update the store", file=sys.stderr)
+        return EXIT_FAILURE
+    finally:
+        conn.close()
+    if _wants_json(args):
+        documents = [{**run.model_dump(mode="json"), "log": [line.model_dump(mode="json")
+                      for line in lines.get(run.run_id, [])]} for run in runs]
+        print(json.dumps(documents, indent=2))
+        return EXIT_OK
+    if not runs:
+        print(f"no backup runs at level {args.level} or above in {store}")
+    for run in runs:
+        print(_run_line(run))
+        for line in lines.get(run.run_id, []):
+            print(f"  {_iso(line.ts)} {line.level.upper():<7} {line.message}")
+    return EXIT_OK
+
+
+def _run_line(run: BackupRun) -> str:
+    parts = [_iso(run.started), f"run {run.run_id}", run.kind, run.trigger]
+    if run.set_name:
+        parts.append(f"set={run.set_name}")
+    parts.append(run.status)
+    if run.snapshot_id:
+        parts.append(f"snapshot={run.snapshot_id}")
+    if run.kind == "backup" and run.status != "running":
+        parts.append(f"files={run.files} bytes={run.bytes} read={run.bytes_read} new={run.bytes_new}")
+    if run.kind == "cleanup" and run.status == "ok":
+        parts.append(f"freed={run.bytes}")
+    if run.finished is not None:
+        parts.append(f"duration={run.finished - run.started:.1f}s")
+    if run.error:
+        parts.append(f"error={run.error}")
+    return " ".join(parts)
+
+
 _ACTIONS = {
     "init": _cmd_init,
     "backup": _cmd_backup,
@@ -467,6 +651,8 @@ _ACTIONS = {
     "verify": _cmd_verify,
     "integrity": _cmd_integrity,
     "unlock": _cmd_unlock,
+    "schedule": _cmd_schedule,
+    "logs": _cmd_logs,
 }
 
 

@@ -7,6 +7,7 @@
                                       ├─ OutboxSender       ─▶ email, Slack, webhooks, Alertmanager
                                       ├─ heartbeat task     ─▶ heartbeat row
                                       ├─ maintenance task   ─▶ rollups, retention, checkpoint
+                                      ├─ BackupService      ─▶ scheduled backups, run records, backup metrics
                                       └─ API server task    ◀─ scripts with a token, on 127.0.0.1 by default
 
 Invariants: the daemon is the only long-running writer of the store and holds
@@ -62,6 +63,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from atlas_tui.api import ApiServer
+    from atlas_tui.backup.service import BackupService
 
 __all__ = [
     "CLEANUP_GRACE",
@@ -215,6 +217,7 @@ class Supervisor:
         self._heartbeat_errors = _RepeatedFailure("heartbeat")
         self._maintenance_errors = _RepeatedFailure("maintenance")
         self._wal_watch = WalWatch(data_dir)
+        self._backup: BackupService | None = None
 
     async def run(self) -> int:
         """Run until a stop signal and return the exit code."""
@@ -330,7 +333,26 @@ class Supervisor:
         }
         if server is not None:
             coroutines["api"] = server.serve()
+        self._backup = self._backup_service()
+        if self._backup is not None:
+            coroutines["backup"] = self._backup.run()
+            if self._app is not None:
+                self._backup.add_listener(self._app.state.live.publish_backup)
         return {name: asyncio.create_task(coro, name=name) for name, coro in coroutines.items()}
+
+    def _backup_service(self) -> BackupService | None:
+        """Build the backup schedule when backups are set up (see `schedule_enabled`), else None."""
+        from atlas_tui.backup.service import BackupService, schedule_enabled
+
+        if not schedule_enabled(self.config, self.data_dir):
+            logger.debug("backup schedule off: no backup section in the config and no repository data_dir=%s",
+                         self.data_dir)
+            return None
+        return BackupService.for_daemon(self.config.backup, self.data_dir)
+
+    async def _stop_backup(self) -> None:
+        if self._backup is not None:
+            await self._backup.stop()
 
     async def _wait_for_stop(self, tasks: dict[str, asyncio.Task[None]]) -> bool:
         """Wait for a stop request or a task ending, and return True if a task ended first."""
@@ -380,6 +402,7 @@ class Supervisor:
                     self._stop_pipeline(pipeline, tasks["pipeline"]),
                     alerting.service.stop(),
                     alerting.sender.stop(),
+                    self._stop_backup(),
                 )
                 await asyncio.wait(tasks.values())
         except TimeoutError:

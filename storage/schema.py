@@ -56,6 +56,11 @@ Tables:
   app, version and platform.
 - `api_tokens`: bearer tokens of the HTTP API as SHA-256 hex digests with their
   scopes. A name is unique among the rows not revoked. Revoked rows are kept.
+- `backup_runs`: one row per backup set and run of `backup`, and one row per run of
+  `cleanup`, `verify`, `integrity` and the scheduled test restore (`set_name` null).
+  `host`, `pid`, `process_start` (clock ticks after boot, from /proc) and `boot_id`
+  name the process, so a row left `running` by a killed process is found.
+  `backup_run_log`: the lines a run logged (skipped paths, warnings, errors), in order.
 """
 
 from __future__ import annotations
@@ -436,6 +441,43 @@ _API_TOKENS = (
     "CREATE UNIQUE INDEX api_tokens_active_name ON api_tokens (name) WHERE revoked_at IS NULL",
 )
 
+_BACKUP_RUNS = (
+    """
+    CREATE TABLE backup_runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL CHECK (kind IN ('backup', 'cleanup', 'verify', 'integrity', 'test_restore')),
+        trigger TEXT NOT NULL CHECK (trigger IN ('manual', 'scheduled', 'test')),
+        set_name TEXT,
+        snapshot_id TEXT,
+        status TEXT NOT NULL CHECK (status IN ('running', 'ok', 'partial', 'failed')),
+        started REAL NOT NULL,
+        finished REAL,
+        bytes INTEGER NOT NULL DEFAULT 0,
+        bytes_read INTEGER NOT NULL DEFAULT 0,
+        bytes_new INTEGER NOT NULL DEFAULT 0,
+        files INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        repository TEXT,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        process_start INTEGER,
+        boot_id TEXT NOT NULL DEFAULT ''
+    )
+    """,
+    "CREATE INDEX backup_runs_by_kind_set ON backup_runs (kind, set_name, started)",
+    "CREATE INDEX backup_runs_running ON backup_runs (status) WHERE status = 'running'",
+    """
+    CREATE TABLE backup_run_log (
+        run_id INTEGER NOT NULL REFERENCES backup_runs (id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        ts REAL NOT NULL,
+        level TEXT NOT NULL CHECK (level IN ('debug', 'info', 'warning', 'error')),
+        message TEXT NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    ) WITHOUT ROWID
+    """,
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "series and raw samples", _SERIES_AND_SAMPLES),
     Migration(2, "minute and hour rollups", _ROLLUPS),
@@ -447,5 +489,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, "analytics events by receipt time", _ANALYTICS_RECEIVED_INDEX),
     Migration(9, "one receipt-time index on analytics events", _ANALYTICS_INGEST_INDEXES),
     Migration(10, "api tokens", _API_TOKENS),
+    Migration(11, "backup run records and their log lines", _BACKUP_RUNS),
 )
 """Every migration, in version order."""

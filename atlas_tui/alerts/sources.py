@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from atlas_tui.backup.metrics import METRICS as BACKUP_METRICS
 from collectors import app_health, self_health, system
 from collectors.blockchain import NODE_METRICS
 from collectors.http_probe import PROBE_METRICS
@@ -34,7 +35,7 @@ SELF_HEALTH_METRICS = self_health.METRICS
 """Metrics written by the `self_health` collector."""
 
 KNOWN_METRICS: frozenset[str] = (
-    SYSTEM_METRICS | SELF_HEALTH_METRICS | NODE_METRICS | PROBE_METRICS | app_health.METRICS
+    SYSTEM_METRICS | SELF_HEALTH_METRICS | NODE_METRICS | PROBE_METRICS | app_health.METRICS | BACKUP_METRICS
 )
 """Every metric name a built-in collector can write.
 

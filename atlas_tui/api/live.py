@@ -29,11 +29,13 @@ import collections
 import enum
 import json
 import logging
+import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from fastapi import HTTPException
+from pydantic import BaseModel
 
 from atlas_tui.api.context import ApiContext
 from atlas_tui.api.ws_frames import text_frame
@@ -78,7 +80,7 @@ class Topic(enum.StrEnum):
     ALERTS = "alerts"
     """Alert transitions, acknowledgements and silences, after each evaluation cycle."""
     BACKUPS = "backups"
-    """Backup progress. NOTE: no messages yet, because the daemon does not run backups yet."""
+    """The latest run of each backup set, then each scheduled job's start, progress and end."""
     STATUS = "status"
     """The `GET /api/system/status` body, every `STATUS_INTERVAL` seconds."""
 
@@ -286,6 +288,13 @@ class LiveHub:
         if self._flush is None:
             self._flush = asyncio.get_running_loop().call_later(self.coalesce_delay, self._send_pending)
 
+    def publish_backup(self, event: BaseModel) -> None:
+        """Send a scheduled backup job's event (`atlas_tui.backup.service.BackupEvent`) to the `backups` subscribers."""
+        if not self._has(Topic.BACKUPS):
+            return
+        body = {"type": "backups", "snapshot": False, "event": event.model_dump(mode="json")}
+        self._broadcast(Topic.BACKUPS, json.dumps(body, separators=(",", ":")))
+
     def alerts_changed(self) -> None:
         """Read new alert history rows in one task and send them to the `alerts` subscribers."""
         if not self._has(Topic.ALERTS):
@@ -347,6 +356,8 @@ class LiveHub:
                 _events, top = events_after(conn, None)
                 alerts = [AlertView.from_record(record) for record in list_alerts(conn)]
                 texts.append(_alerts_message([], alerts, snapshot=True))
+            if Topic.BACKUPS in topics:
+                texts.append(_backups_snapshot(conn))
         if Topic.STATUS in topics:
             texts.append(self._status_text())
         return texts, top
@@ -402,6 +413,14 @@ class LiveHub:
 
 def _reason(err: Exception) -> str:
     return str(err.detail) if isinstance(err, HTTPException) else f"{type(err).__name__}: {err}"
+
+
+def _backups_snapshot(conn: sqlite3.Connection) -> str:
+    # Imported here: atlas_tui.api.system imports this module's neighbours.
+    from atlas_tui.api.system import backup_infos
+
+    sets = [info.model_dump(mode="json") for info in backup_infos(conn)]
+    return json.dumps({"type": "backups", "snapshot": True, "sets": sets}, separators=(",", ":"))
 
 
 def _metrics_message(samples: list[Sample], *, snapshot: bool) -> str:

@@ -11,6 +11,7 @@ alert engine's health from the state the engine stores after each evaluation.
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Literal
 
 from fastapi import APIRouter, Depends
@@ -22,6 +23,7 @@ from atlas_tui.config import Config
 from collectors.base import CollectorStatus
 from collectors.scheduler import ScheduledStatus
 from storage.alerts import EngineStatus, read_engine_state
+from storage.backup_runs import last_runs_by_set, last_success_by_set
 from storage.outbox import ChannelHealthRecord, ChannelState, channel_health
 from storage.status import daemon_state, read_heartbeat, store_size
 
@@ -34,6 +36,7 @@ __all__ = [
     "RuleProblemInfo",
     "StoreInfo",
     "SystemStatus",
+    "backup_infos",
     "build_status",
     "router",
 ]
@@ -141,11 +144,15 @@ class BackupInfo(BaseModel):
     backup_set: str
     """Name of the backup set."""
     last_backup_id: str | None
-    """Id of the latest run, `backup_<unix seconds>_<trigger>`."""
+    """Snapshot id of the latest run, `backup_<unix seconds>_<trigger>`; null for a run that wrote none."""
     last_status: str | None
-    """Outcome of the latest run."""
+    """Outcome of the latest run: `running`, `ok`, `partial` or `failed`."""
     last_success_at: float | None
-    """UTC epoch seconds of the latest successful run."""
+    """UTC epoch seconds when the latest successful run ended."""
+    last_run_at: float | None = None
+    """UTC epoch seconds when the latest run started."""
+    last_error: str | None = None
+    """Error of the latest run; null when it succeeded."""
 
 
 class RuleProblemInfo(BaseModel):
@@ -202,8 +209,7 @@ class SystemStatus(BaseModel):
     channels: list[ChannelInfo] = Field(default_factory=list)
     """Every configured channel and every channel with rows in the store, by name."""
     backups: list[BackupInfo] = Field(default_factory=list)
-    """The latest run per backup set. NOTE: always empty, because ATLAS has no
-    backup engine yet."""
+    """The latest run per backup set, from the run records in the store, by set name."""
     alerting: AlertingInfo = Field(default_factory=AlertingInfo)
     """The alert engine's latest evaluation and the rules it cannot evaluate."""
 
@@ -225,6 +231,7 @@ def build_status(context: ApiContext, config: Config) -> SystemStatus:
         heartbeat = read_heartbeat(conn)
         stored_channels = channel_health(conn, now)
         engine = read_engine_state(conn)
+        backups = backup_infos(conn)
     size = store_size(context.data_dir)
     statuses = context.statuses_provider()
     failed_write = _latest_store_error(statuses)
@@ -248,7 +255,29 @@ def build_status(context: ApiContext, config: Config) -> SystemStatus:
         ),
         channels=_channel_infos(stored_channels, config),
         alerting=AlertingInfo.from_engine(engine),
+        backups=backups,
     )
+
+
+def backup_infos(conn: sqlite3.Connection) -> list[BackupInfo]:
+    """Return the latest run and latest success of each backup set, by set name. Blocking."""
+    latest_runs = last_runs_by_set(conn)
+    successes = last_success_by_set(conn)
+    infos = []
+    for name in sorted(latest_runs):
+        run = latest_runs[name]
+        success = successes.get(name)
+        infos.append(
+            BackupInfo(
+                backup_set=name,
+                last_backup_id=run.snapshot_id,
+                last_status=run.status,
+                last_success_at=success.finished if success is not None else None,
+                last_run_at=run.started,
+                last_error=run.error,
+            )
+        )
+    return infos
 
 
 def _collector_info(status: CollectorStatus) -> CollectorInfo:

@@ -15,7 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_
 
 from atlas_tui.durations import Duration
 
-__all__ = ["DEFAULT_PASSPHRASE_ENV", "BackupConfig", "BackupSetConfig"]
+__all__ = ["DEFAULT_PASSPHRASE_ENV", "MIN_FREQUENCY", "BackupConfig", "BackupSetConfig"]
+
+MIN_FREQUENCY = 1.0
+"""Shortest accepted `backup_frequency` in seconds, so a typo such as `5ms` cannot start a backup loop."""
 
 DEFAULT_PASSPHRASE_ENV = "ATLAS_BACKUP_PASSPHRASE"
 """Environment variable read for the repository passphrase unless `passphrase_env` names another."""
@@ -56,7 +59,7 @@ class BackupConfig(_Section):
     passphrase_file: str | None = None
     """File whose first line is the passphrase; used when the environment variable is unset."""
     backup_frequency: Duration = Field(default=86400.0, gt=0)
-    """Time between scheduled backups (24h). TODO: the scheduler that reads it is not written yet."""
+    """Time between two scheduled backups of a set (24h), at least `MIN_FREQUENCY`; the daemon and `backup-manager schedule` run them."""
     retention_period: Duration = Field(default=720 * 3600.0, gt=0)
     """How long `cleanup` keeps every snapshot (720h); older ones stay only by a keep_* rule or as the newest success."""
     max_backup_size: StrictInt = Field(default=100 * 1024**3, gt=0)
@@ -64,7 +67,7 @@ class BackupConfig(_Section):
     encryption_enabled: StrictBool = True
     """Repositories are always encrypted; false is rejected."""
     test_restores_enabled: StrictBool = True
-    """Run periodic test restores from the daemon (not wired yet)."""
+    """Let the schedule restore the newest snapshot into a temporary directory and compare it, once a day."""
     keep_daily: StrictInt | None = Field(default=None, ge=0)
     """`cleanup` also keeps the newest successful snapshot of each of the N most recent UTC days that have one."""
     keep_weekly: StrictInt | None = Field(default=None, ge=0)
@@ -73,6 +76,16 @@ class BackupConfig(_Section):
     """The same per calendar month (UTC)."""
     sets: list[BackupSetConfig] = Field(default_factory=list)
     """Backup sets; empty backs up the data directory with its databases."""
+
+    @field_validator("backup_frequency")
+    @classmethod
+    def _not_too_often(cls, seconds: float) -> float:
+        if seconds < MIN_FREQUENCY:
+            raise ValueError(
+                f"backup_frequency must be at least {MIN_FREQUENCY:g}s, got {seconds:g}s; "
+                "use a duration such as 6h or 24h"
+            )
+        return seconds
 
     @field_validator("encryption_enabled")
     @classmethod

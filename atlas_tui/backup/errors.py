@@ -12,7 +12,8 @@
         ├── KeyRemovalRejected   `key remove` of the last key or of the key in use
         ├── UnsafeRestorePath    a restore would write outside the target directory
         ├── CorruptData          a pack, index or snapshot failed authentication or its hash
-        └── ChunkerUnavailable   the compiled chunker was not built
+        ├── ChunkerUnavailable   the compiled chunker was not built
+        └── RunCancelled         a progress callback stopped a run, as the schedule does on a stop signal
 
 Each message names the repository, snapshot, pack or path at fault and, where the
 user can fix it, the command or config key to use.
@@ -34,6 +35,7 @@ __all__ = [
     "RepositoryNotFound",
     "SnapshotNotFound",
     "UnsafeRestorePath",
+    "RunCancelled",
     "WrongPassphrase",
 ]
 
@@ -114,3 +116,7 @@ class CorruptData(BackupError):
 
 class ChunkerUnavailable(BackupError):
     """Raised when the compiled chunker extension is missing."""
+
+
+class RunCancelled(BackupError):
+    """Raised from a progress callback to stop a backup run; the run writes no index or snapshot."""

@@ -22,11 +22,14 @@ NEW_PASSPHRASE_ENV = "ATLAS_BACKUP_NEW_PASSPHRASE"
 """Environment variable read by `key add` for the passphrase of the new key."""
 
 
-def read_passphrase(config: BackupConfig, flag_file: Path | None, *, confirm: bool = False) -> bytes:
+def read_passphrase(
+    config: BackupConfig, flag_file: Path | None, *, confirm: bool = False, prompt: bool = True
+) -> bytes:
     """Return the passphrase as UTF-8 bytes.
 
     Args:
         confirm: Prompt twice when prompting, as `init` does.
+        prompt: False never prompts, even on a terminal, as in the daemon's backup schedule.
 
     Raises:
         PassphraseMissing: no source is set, a file cannot be read, or the passphrase is empty.
@@ -38,7 +41,7 @@ def read_passphrase(config: BackupConfig, flag_file: Path | None, *, confirm: bo
         return value.encode()
     if config.passphrase_file:
         return _from_file(Path(config.passphrase_file).expanduser(), "backup.passphrase_file")
-    if sys.stdin.isatty():
+    if prompt and sys.stdin.isatty():
         return _prompt(confirm)
     raise PassphraseMissing(
         f"no backup passphrase: set the environment variable {config.passphrase_env}, "

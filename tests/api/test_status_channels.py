@@ -11,6 +11,7 @@ import pytest
 
 from atlas_tui.api import ApiServer, create_api
 from atlas_tui.config import Config
+from storage.backup_runs import finish_run, start_run
 from storage.db import open_store
 from storage.outbox import prepare_channel
 from tests.api.conftest import NOW, STARTED_AT, SYSTEM_STATUS
@@ -72,7 +73,34 @@ async def test_status_channel_fields(client: httpx.AsyncClient) -> None:
 
 
 async def test_status_backups_empty(client: httpx.AsyncClient) -> None:
-    """The backup list is present and empty until a backup engine exists."""
+    """The backup list is present and empty before the first backup run."""
     body = (await client.get("/api/system/status")).json()
 
     assert body["backups"] == []
+
+
+async def test_status_backups_latest(client: httpx.AsyncClient, data_dir: Path) -> None:
+    """Each set shows its latest run, and the end of its latest success even after a failure."""
+    conn = open_store(data_dir)
+    try:
+        first = start_run(conn, kind="backup", trigger="scheduled", now=NOW - 7200, set_name="node")
+        finish_run(conn, first, status="ok", now=NOW - 7100, snapshot_id="backup_1700000000_scheduled")
+        second = start_run(conn, kind="backup", trigger="manual", now=NOW - 60, set_name="node")
+        finish_run(conn, second, status="failed", now=NOW - 50, error="repository locked by pid 42")
+        third = start_run(conn, kind="backup", trigger="manual", now=NOW - 60, set_name="analytics")
+        finish_run(conn, third, status="ok", now=NOW - 40, snapshot_id="backup_1700007140_manual")
+    finally:
+        conn.close()
+
+    body = (await client.get("/api/system/status")).json()
+
+    assert [item["backup_set"] for item in body["backups"]] == ["analytics", "node"]
+    analytics, node = body["backups"]
+    assert analytics["last_status"] == "ok"
+    assert analytics["last_backup_id"] == "backup_1700007140_manual"
+    assert analytics["last_success_at"] == NOW - 40
+    assert node["last_status"] == "failed"
+    assert node["last_backup_id"] is None
+    assert node["last_error"] == "repository locked by pid 42"
+    assert node["last_run_at"] == NOW - 60
+    assert node["last_success_at"] == NOW - 7100

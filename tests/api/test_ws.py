@@ -16,9 +16,11 @@ from websockets.exceptions import ConnectionClosed
 from atlas_tui.alerts.service import AlertService
 from atlas_tui.api import ApiServer, create_api
 from atlas_tui.api import ws as ws_module
+from atlas_tui.backup.service import BackupEvent
 from atlas_tui.config import Config
 from collectors.base import Sample
 from tests.api.conftest import NOW, STARTED_AT, SYSTEM_STATUS
+from storage.backup_runs import finish_run, start_run
 from storage.db import open_store
 from storage.tokens import revoke_token
 from tests.api_tokens import TEST_TOKEN_NAME, bearer, issue_token
@@ -208,11 +210,35 @@ async def test_resubscribe_replaces_topics(served: Served) -> None:
         await _receive(client)
 
         confirmed = await _subscribe(client, ["backups"])
+        snapshot = await _receive(client)
         served.app.state.live.publish_samples([Sample.of("cpu_usage", 1.0, NOW)])
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(client.recv(), 0.3)
 
     assert confirmed["topics"] == ["backups"]
+    assert snapshot == {"type": "backups", "snapshot": True, "sets": []}
+
+
+async def test_backup_events_pushed(served: Served, data_dir: Path) -> None:
+    """The backups topic starts with each set's latest run, then carries the schedule's job events."""
+    conn = open_store(data_dir)
+    try:
+        run_id = start_run(conn, kind="backup", trigger="scheduled", now=NOW - 100, set_name="node")
+        finish_run(conn, run_id, status="ok", now=NOW - 90, snapshot_id="backup_1700000000_scheduled")
+    finally:
+        conn.close()
+    event = BackupEvent(kind="backup", phase="progress", sets=["node"], at=NOW, entries=12, bytes_read=4096)
+
+    async with served.connect() as client:
+        await _subscribe(client, ["backups"])
+        snapshot = await _receive(client)
+        served.app.state.live.publish_backup(event)
+        pushed = await _receive(client)
+
+    assert snapshot["snapshot"] is True
+    assert [item["backup_set"] for item in snapshot["sets"]] == ["node"]
+    assert snapshot["sets"][0]["last_backup_id"] == "backup_1700000000_scheduled"
+    assert pushed == {"type": "backups", "snapshot": False, "event": event.model_dump(mode="json")}
 
 
 @pytest.mark.parametrize(
