@@ -1,4 +1,4 @@
-"""The analytics commands of `atlas`: `analytics simulate` and `analytics summary`.
+"""The analytics commands of `atlas`: `analytics simulate`, `analytics summary` and `analytics rebuild`.
 
 `register(commands)` adds the `analytics` parser with its actions; `atlas_tui.cli`
 calls it while building its parser and runs `run_analytics(args)` for the
@@ -12,6 +12,10 @@ period, and sends only to the URL given (default: the configured port on 127.0.0
 prints `reports.build_summary`. The refresh writes in short transactions, so it is
 safe beside a running daemon. `--json` prints the same `AnalyticsSummary` as
 `GET /api/analytics`.
+
+`rebuild` recomputes the sessions and every rollup from the stored events with
+`rollups.rebuild`, also in short transactions, for a store whose rollups are in
+doubt (after a restore, or a bug fixed in the rollup code).
 """
 
 from __future__ import annotations
@@ -25,12 +29,12 @@ from datetime import datetime, timezone
 from atlas_tui.analytics.simulator import HttpSender, RunReport, Simulator, SimulatorConfig, SimulatorError
 from atlas_tui.analytics.models import AnalyticsSummary
 from atlas_tui.analytics.reports import build_summary
-from atlas_tui.analytics.rollups import refresh
+from atlas_tui.analytics.rollups import rebuild, refresh
 from atlas_tui.config import Config, load_config, resolve_config_path, resolve_data_dir
 from atlas_tui.logs import configure_logging
 from storage.db import DB_FILENAME, open_store
 
-__all__ = ["register", "run_analytics", "simulate", "summary"]
+__all__ = ["rebuild_rollups", "register", "run_analytics", "simulate", "summary"]
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -43,6 +47,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     actions = analytics.add_subparsers(dest="analytics_command", metavar="ACTION", required=True)
     _add_simulate_parser(actions)
     _add_summary_parser(actions)
+    _add_rebuild_parser(actions)
 
 
 def run_analytics(args: argparse.Namespace) -> int:
@@ -218,6 +223,40 @@ def summary(args: argparse.Namespace) -> int:
         print(report.model_dump_json(indent=2))
     else:
         _print_summary(report)
+    return EXIT_OK
+
+
+def _add_rebuild_parser(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    rebuild_parser = actions.add_parser(
+        "rebuild",
+        help="recompute analytics sessions and rollups from the stored events",
+        description=(
+            "Recompute the analytics sessions and the hour and day rollups from the stored events. "
+            "Reports keep reading the old rows until each is replaced."
+        ),
+    )
+    rebuild_parser.add_argument(
+        "--data-dir", default=argparse.SUPPRESS, metavar="DIR",
+        help="data directory holding the store (default: $ATLAS_DATA_DIR, else ~/.local/share/atlas)",
+    )  # fmt: skip
+    rebuild_parser.set_defaults(analytics_handler=rebuild_rollups)
+
+
+def rebuild_rollups(args: argparse.Namespace) -> int:
+    """Run `atlas analytics rebuild`: recompute the sessions and rollups from the events and print the counts."""
+    configure_logging("WARNING")
+    data_dir = resolve_data_dir(args.data_dir)
+    if not (data_dir / DB_FILENAME).is_file():
+        print(f"atlas analytics rebuild: no store at {data_dir / DB_FILENAME}; check --data-dir", file=sys.stderr)
+        return EXIT_FAILURE
+    conn = open_store(data_dir)
+    try:
+        started = time.monotonic()
+        result = rebuild(conn)
+    finally:
+        conn.close()
+    print(f"rebuilt from {result.events} events: {result.devices} devices, {result.hours} hours, "
+          f"{result.days} days in {time.monotonic() - started:.1f} s")  # fmt: skip
     return EXIT_OK
 
 

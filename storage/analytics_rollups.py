@@ -40,6 +40,7 @@ __all__ = [
     "read_last_events",
     "read_screen_devices",
     "replace_hour",
+    "reset_watermark",
     "session_screen_events",
 ]
 
@@ -120,6 +121,12 @@ def claim_new_events(conn: sqlite3.Connection, limit: int) -> int:
             (_WATERMARK, rows[-1][0]),
         )
     return len(rows)
+
+
+def reset_watermark(conn: sqlite3.Connection) -> None:
+    """Move the watermark before the first event, so the next claims take every stored event again. **Writes.**"""
+    with transaction(conn):
+        conn.execute("DELETE FROM analytics_rollup_state WHERE name = ?", (_WATERMARK,))
 
 
 def mark_hours_dirty(conn: sqlite3.Connection, hours: Iterable[tuple[str, int]]) -> None:

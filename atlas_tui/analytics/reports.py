@@ -1,9 +1,11 @@
 """The analytics summary: usage, sessions, crash-free rates, screens, performance and ingest.
 
 `GET /api/analytics`, `atlas analytics summary` and the console's Analytics pane call
-`build_summary`. It reads the hourly rollups (`storage.analytics_rollups`), the
-sessions table (`storage.sessions`) and the ingest counters, never raw events except
-for the last hour of receipts in the ingest view. Run
+`build_summary`. It reads whole UTC days of the window from the day rollups
+(`storage.analytics_days`, `storage.analytics_packed`) and the hours around them from
+the hour rollups, the sessions through `atlas_tui.analytics.session_report`, and the
+ingest counters, never raw events except for the last hour of receipts in the ingest
+view. So its cost grows with the days in the window, not with the stored events. Run
 `atlas_tui.analytics.rollups.refresh` first for up-to-date numbers; the daemon's
 `app_health` collector does so every minute.
 
@@ -20,7 +22,7 @@ import json
 import math
 import sqlite3
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -42,18 +44,14 @@ from atlas_tui.analytics.models import (
     Usage,
     Window,
 )
-from storage.analytics_rollups import (
-    HOUR,
-    ReportFilter,
-    read_distinct_devices,
-    read_hist,
-    read_hourly,
-    read_last_events,
-    read_screen_devices,
-)
+from atlas_tui.analytics.session_report import SessionFacts, read_session_facts
+from storage.analytics_activity import count_active_devices, count_screen_devices
+from storage.analytics_days import read_counts
+from storage.analytics_packed import read_packed
+from storage.analytics_rollups import HOUR, read_last_events
+from storage.analytics_windows import WindowParts, split_hours
 from storage.db import transaction
 from storage.events import ingested_apps
-from storage.sessions import SessionRow, session_rows
 
 __all__ = ["TOP_ROWS", "build_summary", "percentile"]
 
@@ -62,6 +60,12 @@ TOP_ROWS = 20
 
 _INGEST_RATE_WINDOW = 300.0
 _SKEW_WINDOW = 3600.0
+
+Filter = list[tuple[str, str]]
+"""`(column, value)` equality conditions on `app_id`, `app_version` and `platform`."""
+
+Hist = dict[tuple[str, str, str, str], dict[int, int]]
+"""`(app_version, platform, key1, key2)` → value → count, as `storage.analytics_packed.read_packed` merges them."""
 
 
 def build_summary(
@@ -88,24 +92,29 @@ def build_summary(
         now: Current time; open sessions idle for 30 minutes by then count as abnormal.
     """
     zone = ZoneInfo(timezone)
-    where = ReportFilter(_floor_hour(start), _ceil_hour(end), app, version, platform)
+    filters = [(column, value) for column, value in (("app_id", app), ("app_version", version), ("platform", platform))
+               if value is not None]  # fmt: skip
+    hours = (_floor_hour(start), _ceil_hour(end))
+    parts = split_hours(*hours)
     with transaction(conn, immediate=False):
-        sessions = session_rows(conn, start, end, now, app=app, version=version, platform=platform)
-        app_starts = read_hist(conn, where, "app_start")
+        sessions = read_session_facts(conn, start, end, now, zone, filters)
+        hist = read_packed(conn, parts, {"app_start": True, "screen_time_s": False, "network": False}, filters)
+        usage, daily_devices = _active_devices(conn, zone, start, end, min(end, now), filters)
         summary = AnalyticsSummary(
             window=Window(start=start, end=end, timezone=timezone),
             filters=Filters(app=app, version=version, platform=platform),
-            usage=_usage(conn, where, zone, min(end, now)),
-            daily=_daily(conn, where, zone, start, end, sessions),
+            usage=usage,
+            daily=[DailyRow(day=day.isoformat(), active_devices=devices, sessions=sessions.per_day[day])
+                   for day, devices in daily_devices],  # fmt: skip
             sessions=_session_stats(sessions),
             crash_free=_crash_free(sessions),
-            by_release=_by_release(sessions, app_starts),
-            top_screens=_top_screens(conn, where),
-            interactions=_interactions(conn, where),
-            transactions=_transactions(conn, where),
-            app_start=_app_start(app_starts),
-            network=_network(conn, where),
-            errors=_errors(conn, where),
+            by_release=_by_release(sessions, hist["app_start"]),
+            top_screens=_top_screens(conn, parts, hours, filters, hist["screen_time_s"]),
+            interactions=_interactions(conn, parts, filters),
+            transactions=_transactions(conn, parts, filters),
+            app_start=_app_start(hist["app_start"]),
+            network=_network(conn, parts, filters, hist["network"]),
+            errors=_errors(conn, parts, filters),
             ingest=_ingest(conn, app, version, platform, now),
         )
     return summary
@@ -129,91 +138,76 @@ def percentile(counts: Iterable[tuple[float, int]], p: float) -> float | None:
 # --- usage and days ---------------------------------------------------------------
 
 
-def _usage(conn: sqlite3.Connection, where: ReportFilter, zone: ZoneInfo, until: float) -> Usage:
+def _active_devices(
+    conn: sqlite3.Connection, zone: ZoneInfo, start: float, end: float, until: float, filters: Filter
+) -> tuple[Usage, list[tuple[date, int]]]:
+    """Count DAU, WAU and MAU ending on the day of `until`, and the active devices of each day of the window."""
     today = datetime.fromtimestamp(until - 1e-6, zone).date()
-    day_end = _day_start(today + timedelta(days=1), zone)
+    day_end = _floor_hour(_day_start(today + timedelta(days=1), zone))
+    windows = [(_floor_hour(_day_start(today - timedelta(days=days - 1), zone)), day_end) for days in (1, 7, 30)]
+    days = _window_days(zone, start, end)
+    for day in days:
+        windows.append((_floor_hour(_day_start(day, zone)), _floor_hour(_day_start(day + timedelta(days=1), zone))))
+    counts = count_active_devices(conn, windows, filters)
+    dau, wau, mau = counts[:3]
+    usage = Usage(dau=dau, wau=wau, mau=mau, stickiness=round(dau / mau, 4) if mau else None)
+    return usage, list(zip(days, counts[3:]))
 
-    def active(days: int) -> int:
-        first = _day_start(today - timedelta(days=days - 1), zone)
-        return read_distinct_devices(conn, _within(where, _floor_hour(first), _floor_hour(day_end)))
 
-    dau, wau, mau = active(1), active(7), active(30)
-    return Usage(dau=dau, wau=wau, mau=mau, stickiness=round(dau / mau, 4) if mau else None)
-
-
-def _daily(
-    conn: sqlite3.Connection, where: ReportFilter, zone: ZoneInfo, start: float, end: float, sessions: Sequence[SessionRow]
-) -> list[DailyRow]:
+def _window_days(zone: ZoneInfo, start: float, end: float) -> list[date]:
     first = datetime.fromtimestamp(start, zone).date()
     last = datetime.fromtimestamp(max(start, end - 1e-6), zone).date()
-    started = Counter(datetime.fromtimestamp(row[4], zone).date() for row in sessions)
-    rows: list[DailyRow] = []
-    day = first
-    while day <= last:
-        lower, upper = _day_start(day, zone), _day_start(day + timedelta(days=1), zone)
-        devices = read_distinct_devices(conn, _within(where, _floor_hour(lower), _floor_hour(upper)))
-        rows.append(DailyRow(day=day.isoformat(), active_devices=devices, sessions=started[day]))
-        day += timedelta(days=1)
-    return rows
+    return [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
 
 
 def _day_start(day: date, zone: ZoneInfo) -> float:
     return datetime.combine(day, time(0), zone).timestamp()
 
 
-def _within(where: ReportFilter, start_hour: int, end_hour: int) -> ReportFilter:
-    return ReportFilter(start_hour, end_hour, where.app, where.version, where.platform)
-
-
 # --- sessions and crash-free ------------------------------------------------------
 
 
-def _session_stats(sessions: Sequence[SessionRow]) -> SessionStats:
-    states = Counter(row[6] for row in sessions)
-    durations = [(row[5], 1) for row in sessions if row[6] != "open"]
-    devices = {row[1] for row in sessions if row[1]}
+def _session_stats(sessions: SessionFacts) -> SessionStats:
+    count = sessions.count()
     return SessionStats(
-        count=len(sessions),
-        median_duration_s=percentile(durations, 50),
-        p90_duration_s=percentile(durations, 90),
-        per_device=round(len(sessions) / len(devices), 4) if devices else None,
-        crashed=states["crashed"],
-        abnormal=states["abnormal"],
-        errored=states["errored"],
+        count=count,
+        median_duration_s=sessions.median_duration_s,
+        p90_duration_s=sessions.p90_duration_s,
+        per_device=round(count / sessions.devices, 4) if sessions.devices else None,
+        crashed=sessions.count("crashed"),
+        abnormal=sessions.count("abnormal"),
+        errored=sessions.count("errored"),
     )
 
 
-def _crash_free(sessions: Sequence[SessionRow]) -> CrashFree:
-    sessions_pct, users_pct = _crash_free_rates(sessions)
+def _crash_free(sessions: SessionFacts) -> CrashFree:
+    sessions_pct, users_pct = _crash_free_rates(
+        sessions.count(), sessions.count("crashed"), sessions.devices, sessions.crashed_devices
+    )
     return CrashFree(sessions_pct=sessions_pct, users_pct=users_pct)
 
 
-def _crash_free_rates(sessions: Sequence[SessionRow]) -> tuple[float | None, float | None]:
-    if not sessions:
+def _crash_free_rates(count: int, crashed: int, devices: int, crashed_devices: int) -> tuple[float | None, float | None]:
+    if not count:
         return None, None
-    crashed = sum(1 for row in sessions if row[6] == "crashed")
-    devices = {row[1] for row in sessions if row[1]}
-    crashed_devices = {row[1] for row in sessions if row[1] and row[6] == "crashed"}
-    sessions_pct = round(100.0 * (1 - crashed / len(sessions)), 4)
-    users_pct = round(100.0 * (1 - len(crashed_devices) / len(devices)), 4) if devices else None
+    sessions_pct = round(100.0 * (1 - crashed / count), 4)
+    users_pct = round(100.0 * (1 - crashed_devices / devices), 4) if devices else None
     return sessions_pct, users_pct
 
 
-def _by_release(sessions: Sequence[SessionRow], app_starts: Sequence[tuple[str, str, str, str, int, int]]) -> list[ReleaseRow]:
-    grouped: dict[tuple[str, str], list[SessionRow]] = defaultdict(list)
-    for row in sessions:
-        grouped[(row[2], row[3])].append(row)
-    starts: dict[tuple[str, str], list[tuple[float, int]]] = defaultdict(list)
-    for version, platform, _kind, _key2, value, count in app_starts:
-        starts[(version, platform)].append((value, count))
+def _by_release(sessions: SessionFacts, app_starts: Hist) -> list[ReleaseRow]:
+    starts: dict[tuple[str, str], Counter[int]] = defaultdict(Counter)
+    for (version, platform, _kind, _key2), counts in app_starts.items():
+        starts[(version, platform)].update(counts)
     rows = []
-    for version, platform in sorted(set(grouped) | set(starts)):
-        release = grouped.get((version, platform), [])
-        sessions_pct, users_pct = _crash_free_rates(release)
+    for release in sorted(sessions.releases() | set(starts)):
+        count = sessions.count(release=release)
+        devices, crashed_devices = sessions.release_devices.get(release, (0, 0))
+        sessions_pct, users_pct = _crash_free_rates(count, sessions.count("crashed", release), devices, crashed_devices)
         rows.append(
             ReleaseRow(
-                version=version, platform=platform, sessions=len(release), crash_free_sessions_pct=sessions_pct,
-                crash_free_users_pct=users_pct, app_start_p95_ms=percentile(starts.get((version, platform), []), 95),
+                version=release[0], platform=release[1], sessions=count, crash_free_sessions_pct=sessions_pct,
+                crash_free_users_pct=users_pct, app_start_p95_ms=percentile(starts.get(release, {}).items(), 95),
             )
         )  # fmt: skip
     return rows
@@ -222,36 +216,36 @@ def _by_release(sessions: Sequence[SessionRow], app_starts: Sequence[tuple[str, 
 # --- screens, interactions, transactions, errors ----------------------------------
 
 
-def _top_screens(conn: sqlite3.Connection, where: ReportFilter) -> list[ScreenRow]:
+def _top_screens(
+    conn: sqlite3.Connection, parts: WindowParts, hours: tuple[int, int], filters: Filter, times: Hist
+) -> list[ScreenRow]:
     views: Counter[str] = Counter()
-    for _version, _platform, screen, _key2, count, _total in read_hourly(conn, where, "screen_view"):
+    for _version, _platform, screen, _key2, count, _total in read_counts(conn, "screen_view", parts, filters):
         views[screen] += count
-    times: dict[str, list[tuple[float, int]]] = defaultdict(list)
-    for _version, _platform, screen, _key2, value, count in read_hist(conn, where, "screen_time_s", by_release=False):
-        times[screen].append((value, count))
-    devices = read_screen_devices(conn, where)
+    top = views.most_common(TOP_ROWS)
+    devices = count_screen_devices(conn, [screen for screen, _ in top], *hours, filters)
     rows = []
-    for screen, count in views.most_common(TOP_ROWS):
+    for screen, count in top:
         rows.append(
             ScreenRow(
                 screen=screen, views=count, devices=devices.get(screen, 0),
-                median_time_s=percentile(times.get(screen, []), 50),
+                median_time_s=percentile(times.get(("", "", screen, ""), {}).items(), 50),
             )
         )  # fmt: skip
     return rows
 
 
-def _interactions(conn: sqlite3.Connection, where: ReportFilter) -> list[InteractionRow]:
+def _interactions(conn: sqlite3.Connection, parts: WindowParts, filters: Filter) -> list[InteractionRow]:
     counts: Counter[tuple[str, str]] = Counter()
-    for _version, _platform, element, action, count, _total in read_hourly(conn, where, "interaction"):
+    for _version, _platform, element, action, count, _total in read_counts(conn, "interaction", parts, filters):
         counts[(element, action)] += count
     return [InteractionRow(element=e, action=a, count=n) for (e, a), n in counts.most_common(TOP_ROWS)]
 
 
-def _transactions(conn: sqlite3.Connection, where: ReportFilter) -> list[TransactionRow]:
+def _transactions(conn: sqlite3.Connection, parts: WindowParts, filters: Filter) -> list[TransactionRow]:
     counts: Counter[tuple[str, str]] = Counter()
     volumes: dict[tuple[str, str], float] = defaultdict(float)
-    for _version, _platform, kind, asset, count, total in read_hourly(conn, where, "transaction"):
+    for _version, _platform, kind, asset, count, total in read_counts(conn, "transaction", parts, filters):
         counts[(kind, asset)] += count
         volumes[(kind, asset)] += total
     return [
@@ -260,9 +254,9 @@ def _transactions(conn: sqlite3.Connection, where: ReportFilter) -> list[Transac
     ]
 
 
-def _errors(conn: sqlite3.Connection, where: ReportFilter) -> Errors:
+def _errors(conn: sqlite3.Connection, parts: WindowParts, filters: Filter) -> Errors:
     kinds: Counter[str] = Counter()
-    for _version, _platform, kind, _key2, count, _total in read_hourly(conn, where, "error"):
+    for _version, _platform, kind, _key2, count, _total in read_counts(conn, "error", parts, filters):
         kinds[kind] += count
     return Errors(count=sum(kinds.values()), fatal=kinds["fatal"], handled=kinds["handled"])
 
@@ -270,41 +264,40 @@ def _errors(conn: sqlite3.Connection, where: ReportFilter) -> Errors:
 # --- performance ------------------------------------------------------------------
 
 
-def _app_start(app_starts: Sequence[tuple[str, str, str, str, int, int]]) -> list[AppStartRow]:
-    grouped: dict[tuple[str, str, str], list[tuple[float, int]]] = defaultdict(list)
-    for version, platform, kind, _key2, value, count in app_starts:
+def _app_start(app_starts: Hist) -> list[AppStartRow]:
+    grouped: dict[tuple[str, str, str], Counter[int]] = defaultdict(Counter)
+    for (version, platform, kind, _key2), counts in app_starts.items():
         # Starts of unknown kind count in the release's p95 but in neither row here.
         if kind in ("cold", "warm"):
-            grouped[(version, platform, kind)].append((value, count))
+            grouped[(version, platform, kind)].update(counts)
     rows = []
     for (version, platform, kind), values in sorted(grouped.items()):
         rows.append(
             AppStartRow(
                 version=version, platform=platform, start="warm" if kind == "warm" else "cold",
-                count=sum(count for _, count in values), p50_ms=percentile(values, 50),
-                p95_ms=percentile(values, 95), p99_ms=percentile(values, 99),
+                count=sum(values.values()), p50_ms=percentile(values.items(), 50),
+                p95_ms=percentile(values.items(), 95), p99_ms=percentile(values.items(), 99),
             )
         )  # fmt: skip
     return rows
 
 
-def _network(conn: sqlite3.Connection, where: ReportFilter) -> list[NetworkRow]:
+def _network(conn: sqlite3.Connection, parts: WindowParts, filters: Filter, latencies: Hist) -> list[NetworkRow]:
     counts: Counter[tuple[str, str]] = Counter()
     successes: dict[tuple[str, str], float] = defaultdict(float)
-    for _version, _platform, method, route, count, total in read_hourly(conn, where, "network"):
+    for _version, _platform, method, route, count, total in read_counts(conn, "network", parts, filters):
         counts[(method, route)] += count
         successes[(method, route)] += total
-    latencies: dict[tuple[str, str], list[tuple[float, int]]] = defaultdict(list)
-    for _version, _platform, method, route, value, count in read_hist(conn, where, "network", by_release=False):
-        latencies[(method, route)].append((value, count))
-    return [
-        NetworkRow(
-            method=method, route=route, count=count, p50_ms=percentile(latencies[(method, route)], 50),
-            p95_ms=percentile(latencies[(method, route)], 95),
-            success_pct=round(100.0 * successes[(method, route)] / count, 4),
-        )
-        for (method, route), count in counts.most_common(TOP_ROWS)
-    ]  # fmt: skip
+    rows = []
+    for (method, route), count in counts.most_common(TOP_ROWS):
+        values = latencies.get(("", "", method, route), {}).items()
+        rows.append(
+            NetworkRow(
+                method=method, route=route, count=count, p50_ms=percentile(values, 50), p95_ms=percentile(values, 95),
+                success_pct=round(100.0 * successes[(method, route)] / count, 4),
+            )
+        )  # fmt: skip
+    return rows
 
 
 # --- ingest -----------------------------------------------------------------------

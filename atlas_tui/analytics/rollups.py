@@ -3,8 +3,9 @@
 The `app_health` collector calls `refresh` every cycle, and `atlas analytics
 summary` calls it before reading. `refresh` claims the events stored since the last
 run (`storage.analytics_rollups.claim_new_events`), rederives the sessions of every
-device they touch, and rewrites each UTC hour they fall in. A late event therefore
-recomputes its past hour, and the reports read only rollups and sessions.
+device they touch, and rewrites each UTC hour they fall in, then each UTC day of those
+hours (`storage.analytics_days`). A late event therefore recomputes its past hour and
+day, and the reports read only rollups and sessions.
 
 Choices: percentiles come from histograms of whole milliseconds per hour (whole
 seconds for time on screen), which are exact to that unit and smaller than the raw
@@ -29,6 +30,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from atlas_tui.analytics.sessions import DeviceEvent, derive_sessions
+from storage.analytics_days import derive_hour, dirty_days, rebuild_day
 from storage.analytics_rollups import (
     HOUR,
     HistRow,
@@ -41,12 +43,13 @@ from storage.analytics_rollups import (
     hour_events,
     mark_hours_dirty,
     replace_hour,
+    reset_watermark,
     session_screen_events,
 )
 from storage.db import transaction
 from storage.sessions import device_events, replace_sessions
 
-__all__ = ["MAX_SCREEN_TIME", "UNKNOWN", "RefreshResult", "aggregate_hour", "normalise_route", "refresh"]
+__all__ = ["MAX_SCREEN_TIME", "UNKNOWN", "RefreshResult", "aggregate_hour", "normalise_route", "rebuild", "refresh"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +63,7 @@ SESSION_LOOKBACK = 86400.0
 SESSION_SETTLED = 43200.0
 _CLAIM_BATCH = 20000
 _DEVICE_BATCH = 200
+_DAY_BATCH = 20
 
 _ID_SEGMENT = re.compile(
     r"^(\d+|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|"
@@ -69,11 +73,12 @@ _ID_SEGMENT = re.compile(
 
 @dataclass
 class RefreshResult:
-    """Counts of the events claimed, devices rederived and hours rewritten by one `refresh`."""
+    """Counts of the events claimed, devices rederived, hours rewritten and days rebuilt by one `refresh`."""
 
     events: int = 0
     devices: int = 0
     hours: int = 0
+    days: int = 0
 
 
 def refresh(conn: sqlite3.Connection) -> RefreshResult:
@@ -96,9 +101,33 @@ def refresh(conn: sqlite3.Connection) -> RefreshResult:
             with transaction(conn):
                 hourly, hist, devices = aggregate_hour(conn, app_id, hour)
                 replace_hour(conn, app_id, hour, hourly, hist, devices)
+                derive_hour(conn, app_id, hour)
         result.hours += len(hours)
+    # Days after hours: a day is rebuilt from its hour rows, once for all its rewritten hours.
+    while days := dirty_days(conn, _DAY_BATCH):
+        for app_id, day in days:
+            with transaction(conn):
+                rebuild_day(conn, app_id, day)
+        result.days += len(days)
     if result.events:
-        logger.debug("analytics rollups refreshed events=%d devices=%d hours=%d", result.events, result.devices, result.hours)
+        logger.debug(
+            "analytics rollups refreshed events=%d devices=%d hours=%d days=%d",
+            result.events, result.devices, result.hours, result.days,
+        )  # fmt: skip
+    return result
+
+
+def rebuild(conn: sqlite3.Connection) -> RefreshResult:
+    """Recompute every session and rollup from the stored events. **Writes**, short transactions.
+
+    Moves the watermark back to the first event, so `refresh` claims every event again
+    and rewrites each device's sessions, each hour and each day. The old rows stay
+    readable until their replacement is written, so reports never see empty tables.
+    """
+    reset_watermark(conn)
+    logger.info("analytics rollups rebuild started")
+    result = refresh(conn)
+    logger.info("analytics rollups rebuild finished events=%d hours=%d days=%d", result.events, result.hours, result.days)
     return result
 
 
