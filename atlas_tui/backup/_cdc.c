@@ -48,10 +48,15 @@ static uint64_t top_bits_mask(int bits)
     return UINT64_MAX << (64 - bits);
 }
 
-/* Length of the chunk that starts at data[0], or 0 when more input is needed to decide. */
+/*
+ * Length of the chunk that starts at data[0], or 0 when more input is needed to decide.
+ * The first `scanned` bytes were searched by an earlier call without finding a boundary.
+ * Only the last 64 bytes before a position decide the hash there, so the search
+ * restarts 64 bytes before `scanned`, with the same result as a search from the start.
+ */
 static Py_ssize_t chunk_length(const uint64_t *table, const unsigned char *data, Py_ssize_t available,
                                Py_ssize_t min_size, Py_ssize_t avg_size, Py_ssize_t max_size,
-                               uint64_t strict_mask, uint64_t loose_mask, int final)
+                               uint64_t strict_mask, uint64_t loose_mask, int final, Py_ssize_t scanned)
 {
     Py_ssize_t limit = available < max_size ? available : max_size;
     Py_ssize_t normal = avg_size < limit ? avg_size : limit;
@@ -60,6 +65,15 @@ static Py_ssize_t chunk_length(const uint64_t *table, const unsigned char *data,
 
     if (available <= min_size) {
         return final ? available : 0;
+    }
+    if (scanned > limit) {
+        scanned = limit;
+    }
+    if (scanned - 64 > i) {
+        i = scanned - 64;
+    }
+    for (; i < scanned; i++) {
+        h = (h << 1) + table[data[i]];
     }
     for (; i < normal; i++) {
         h = (h << 1) + table[data[i]];
@@ -84,7 +98,7 @@ static PyObject *cut_points(PyObject *self, PyObject *args)
     const char *table_bytes;
     Py_ssize_t table_length;
     Py_buffer data;
-    Py_ssize_t min_size, avg_size, max_size;
+    Py_ssize_t min_size, avg_size, max_size, scanned = 0;
     int strict_bits, loose_bits, final;
     uint64_t table[256];
     cut_list cuts = {NULL, 0, 0};
@@ -92,8 +106,8 @@ static PyObject *cut_points(PyObject *self, PyObject *args)
     PyObject *result;
 
     (void)self;
-    if (!PyArg_ParseTuple(args, "y#y*nnniip", &table_bytes, &table_length, &data, &min_size, &avg_size,
-                          &max_size, &strict_bits, &loose_bits, &final)) {
+    if (!PyArg_ParseTuple(args, "y#y*nnniip|n", &table_bytes, &table_length, &data, &min_size, &avg_size,
+                          &max_size, &strict_bits, &loose_bits, &final, &scanned)) {
         return NULL;
     }
     if (table_length != TABLE_BYTES) {
@@ -124,7 +138,8 @@ static PyObject *cut_points(PyObject *self, PyObject *args)
         Py_ssize_t start = 0;
         while (start < data.len) {
             Py_ssize_t length = chunk_length(table, bytes + start, data.len - start, min_size, avg_size,
-                                             max_size, strict_mask, loose_mask, final);
+                                             max_size, strict_mask, loose_mask, final, scanned);
+            scanned = 0;
             if (length == 0) {
                 break;
             }
@@ -159,9 +174,10 @@ static PyObject *cut_points(PyObject *self, PyObject *args)
 
 static PyMethodDef cdc_methods[] = {
     {"cut_points", cut_points, METH_VARARGS,
-     "cut_points(table, data, min_size, avg_size, max_size, strict_bits, loose_bits, final) -> list[int]\n\n"
+     "cut_points(table, data, min_size, avg_size, max_size, strict_bits, loose_bits, final, scanned=0) -> list[int]\n\n"
      "Return the end offsets of the chunks found in data. Without final, the bytes after\n"
-     "the last offset did not yet decide a boundary and must be passed again with more data."},
+     "the last offset did not yet decide a boundary and must be passed again with more data;\n"
+     "their count, passed as scanned, lets the next call skip searching them again."},
     {NULL, NULL, 0, NULL},
 };
 

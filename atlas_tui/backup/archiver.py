@@ -1,13 +1,16 @@
 """The backup run: walk the sets, chunk and store new content, write index and snapshot.
 
 `Archiver.run(request)` takes the repository lock and processes the sets in
-priority order. Each regular file is streamed through the chunker (memory stays
-bounded by the chunker buffer and one pack's metadata), and only chunks missing
-from the index are sealed into packs. A file whose size, mtime, ctime and inode
-equal its entry in the parent snapshot reuses that entry's chunks without being
-read, unless the request sets `full`. Databases in a set marked `sqlite` are
+priority order. Each regular file is streamed through the chunker, and
+`ChunkStore` hashes the chunks and seals those missing from the index into packs
+on worker threads (memory stays bounded by its queue). A file whose size, mtime,
+ctime and inode equal its entry in the parent snapshot reuses that entry without
+being read, unless the request sets `full`. Databases in a set marked `sqlite` are
 copied with the online backup API first, cut at page boundaries, and their
-`-wal`, `-shm` and `-journal` files are left out. FIFOs, sockets and devices are recorded, never opened.
+`-wal`, `-shm` and `-journal` files are left out. A database is copied again only
+when it or its `-wal` file changed since the parent snapshot, or changed less than
+`RACY_SECONDS` before that snapshot started. FIFOs, sockets and devices are
+recorded, never opened.
 
 The packs are finished first, then one index file is written, then the
 snapshot. A run with unreadable paths is `partial` and lists them; a run where
@@ -26,8 +29,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+from atlas_tui.backup.chunk_store import ChunkStore, FileDigest
 from atlas_tui.backup.chunker import Chunker
-from atlas_tui.backup.crypto import ContentHasher, chunk_id
+from atlas_tui.backup.crypto import ContentHasher
+from atlas_tui.backup.heap import collector_paused, release_free_memory
 from atlas_tui.backup.models import (
     BackupRequest,
     BackupResult,
@@ -39,7 +44,7 @@ from atlas_tui.backup.models import (
     SkippedPath,
     Snapshot,
 )
-from atlas_tui.backup.packs import PackInfo, PackWriter
+from atlas_tui.backup.packs import PackInfo
 from atlas_tui.backup.repository import IndexEntry, Repository
 from atlas_tui.backup.sqlite_copy import SIDECAR_SUFFIXES, copy_database, is_sqlite_file, page_chunks, page_size
 
@@ -51,6 +56,11 @@ ProgressCallback = Callable[[int, int], None]
 SHRINK_RATIO = 0.1
 """A set whose size falls below this fraction of its size in the parent snapshot gets a warning,
 because an unmounted volume or an emptied directory looks like a successful backup otherwise."""
+
+RACY_SECONDS = 1
+"""A database whose files changed this close before the parent snapshot's start is copied
+again even when its stat fields look unchanged: a write in the same clock tick as the
+parent's stat would leave them equal."""
 
 _LOGGED_SKIPS = 20
 
@@ -77,7 +87,7 @@ class Archiver:
             RepositoryLocked: another live process holds the repository lock.
         """
         started = time.monotonic()
-        with self.repository.lock(now=request.now):
+        with self.repository.lock(now=request.now), collector_paused():
             result = self._run_locked(request)
         result.duration = round(time.monotonic() - started, 3)
         logger.info(
@@ -100,6 +110,9 @@ class Archiver:
             run.close()
         if packs:
             self.repository.write_index(packs)
+        # The index, the files cache and the chunk store are gone now. Their memory goes
+        # back before the manifest is serialised, which needs about 20 MiB per 40,000 files.
+        release_free_memory()
 
         status = _run_status(set_results)
         snapshot = Snapshot(
@@ -113,7 +126,7 @@ class Archiver:
             bytes=sum(result.bytes for result in set_results),
             sets=set_results,
             warnings=_shrink_warnings(set_results, previous),
-            entries=run.entries,
+            entries=run.resolved_entries(),
         )
         if status != "failed":
             self.repository.save_snapshot(snapshot)
@@ -134,7 +147,7 @@ class Archiver:
 
 
 class _Run:
-    """State of one backup run: the index, the open pack and the entries so far."""
+    """State of one backup run: the index, the chunk store and the entries so far."""
 
     def __init__(
         self, repository: Repository, chunker: Chunker, parent: Snapshot | None, progress: ProgressCallback
@@ -142,32 +155,45 @@ class _Run:
         self.repository = repository
         self.chunker = chunker
         self.index: dict[bytes, IndexEntry] = repository.load_index()
-        self.pending: set[bytes] = set()
+        self.store = ChunkStore(repository, self.index)
         self.cache = {entry.path: entry for entry in parent.entries if entry.type == "file"} if parent else {}
+        self._racy_before_ns = int((parent.time - RACY_SECONDS) * 1e9) if parent else 0
         self.progress = progress
-        self.entries: list[Entry] = []
-        self.packs: list[PackInfo] = []
-        self.writer: PackWriter | None = None
+        self.entries: list[Entry | _PendingFile] = []
         self.files_read = 0
         self.bytes_read = 0
-        self.new_chunks = 0
-        self.new_bytes = 0
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
         own = os.stat(repository.path)
         self._repository_inode = (own.st_dev, own.st_ino)
 
+    @property
+    def new_chunks(self) -> int:
+        """Chunks sealed into packs so far."""
+        return self.store.new_chunks
+
+    @property
+    def new_bytes(self) -> int:
+        """Sealed bytes written to packs so far."""
+        return self.store.new_bytes
+
     def backup_set(self, spec: BackupSetSpec) -> SetResult:
         """Back up every path of one set and return its outcome."""
         result = SetResult(name=spec.name, paths=[str(path) for path in spec.paths], status="ok")
-        content = 0
+        first = len(self.entries)
         for root in spec.paths:
             for entry in self._walk(os.fsencode(os.path.abspath(root)), spec, result):
                 self.entries.append(entry)
-                content += entry.type != "dir"
-                if entry.type == "file":
-                    result.files += 1
-                    result.bytes += entry.size
+                if not isinstance(entry, Entry) or entry.type == "file":
                     self.progress(len(self.entries), self.bytes_read)
+        self.store.drain()
+        self.entries[first:] = [_resolved(entry) for entry in self.entries[first:]]
+        content = 0
+        for entry in self.entries[first:]:
+            assert isinstance(entry, Entry)
+            content += entry.type != "dir"
+            if entry.type == "file":
+                result.files += 1
+                result.bytes += entry.size
         if content == 0 and not result.skipped:
             # An empty set is more likely an unmounted disk or a wrong path than a real backup.
             for root in spec.paths:
@@ -176,22 +202,26 @@ class _Run:
         return result
 
     def finish_packs(self) -> list[PackInfo]:
-        """Finish the open pack and return every pack written in this run."""
-        if self.writer is not None:
-            self.packs.append(self.writer.finish())
-            self.writer = None
-        return self.packs
+        """Store every queued chunk and return every pack of this run once all are durable."""
+        return self.store.finish()
+
+    def resolved_entries(self) -> list[Entry]:
+        """Return the entries of every set processed so far."""
+        return [_resolved(entry) for entry in self.entries]
 
     def close(self) -> None:
-        """Remove the unfinished pack and the database copies, if any."""
-        if self.writer is not None:
-            self.writer.discard()
-            self.writer = None
+        """Stop the chunk store, remove the unfinished pack and the database copies, if any.
+
+        The index and the files cache are dropped too; only the entries stay.
+        """
+        self.store.close()
+        self.index = {}
+        self.cache = {}
         if self._scratch is not None:
             self._scratch.cleanup()
             self._scratch = None
 
-    def _walk(self, root: bytes, spec: BackupSetSpec, result: SetResult) -> Iterator[Entry]:
+    def _walk(self, root: bytes, spec: BackupSetSpec, result: SetResult) -> Iterator[Entry | _PendingFile]:
         stack = [root]
         while stack:
             path = stack.pop()
@@ -213,9 +243,9 @@ class _Run:
                 if entry is not None:
                     yield entry
             else:
-                entry = self._other(path, info, result)
-                if entry is not None:
-                    yield entry
+                other = self._other(path, info, result)
+                if other is not None:
+                    yield other
 
     def _children(self, path: bytes, spec: BackupSetSpec, result: SetResult) -> list[bytes]:
         try:
@@ -240,101 +270,164 @@ class _Run:
         rdev = info.st_rdev if kind in ("chardev", "blockdev") else None
         return _entry(path, info, kind, rdev=rdev)
 
-    def _file(self, path: bytes, info: os.stat_result, spec: BackupSetSpec, result: SetResult) -> Entry | None:
+    def _file(
+        self, path: bytes, info: os.stat_result, spec: BackupSetSpec, result: SetResult
+    ) -> Entry | _PendingFile | None:
+        previous = self.cache.get(path.lstrip(b"/"))
         try:
+            if previous is not None and not previous.sqlite and self._unchanged(previous, info):
+                return previous
             if spec.sqlite and is_sqlite_file(path):
-                return self._database(path, info, result)
-            cached = self._cached(path, info)
-            if cached is not None:
-                return cached
+                return self._database(path, info, result, previous)
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as err:
             _skip(result, path, err)
             return None
-        with os.fdopen(fd, "rb") as handle:
+        try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 _skip(result, path, "replaced by a non-regular file during the backup")
                 return None
-            try:
-                chunks, size, content_hash = self._store(self.chunker.split(handle))
-            except OSError as err:
-                _skip(result, path, err)
-                return None
+            hasher = self.repository.content_hasher()
+            pieces = self.chunker.split(_FdReader(fd), size_hint=info.st_size, on_block=hasher.update)
+            pending = self._store(pieces, hasher, path, info)
+        except OSError as err:
+            _skip(result, path, err)
+            return None
+        finally:
+            os.close(fd)
         self.files_read += 1
-        return _entry(path, info, "file", size=size, chunks=chunks, content_hash=content_hash)
+        return pending
 
-    def _database(self, path: bytes, info: os.stat_result, result: SetResult) -> Entry | None:
+    def _database(
+        self, path: bytes, info: os.stat_result, result: SetResult, previous: Entry | None
+    ) -> Entry | _PendingFile | None:
+        source = _source_state(path, info)
+        if previous is not None and previous.sqlite and previous.source == source and self._unchanged(previous, info):
+            if max(info.st_mtime_ns, info.st_ctime_ns, source[2]) < self._racy_before_ns:
+                return previous
         if self._scratch is None:
             self._scratch = tempfile.TemporaryDirectory(prefix=".tmp-sqlite-", dir=self.repository.path)
         copy = Path(self._scratch.name) / "copy.db"
         try:
             copy_database(path, copy)
             page = page_size(copy)
-            with copy.open("rb") as handle:
-                chunks, size, content_hash = self._store(page_chunks(handle, page))
+            hasher = self.repository.content_hasher()
+            with copy.open("rb", buffering=0) as handle:
+                pieces = page_chunks(handle, page, hasher.update)
+                pending = self._store(pieces, hasher, path, info, sqlite=True, source=source)
         except (sqlite3.Error, ValueError) as err:
             _skip(result, path, f"SQLite online backup failed: {err}")
             return None
         finally:
             copy.unlink(missing_ok=True)
         self.files_read += 1
-        return _entry(path, info, "file", size=size, chunks=chunks, content_hash=content_hash, sqlite=True)
+        return pending
 
-    def _cached(self, path: bytes, info: os.stat_result) -> Entry | None:
-        previous = self.cache.get(path.lstrip(b"/"))
-        if previous is None or previous.sqlite:
-            return None
-        unchanged = (
-            previous.size == info.st_size
+    def _unchanged(self, previous: Entry, info: os.stat_result) -> bool:
+        """Return True when the stat fields match the parent's entry and all its chunks are indexed.
+
+        A database entry's `size` is that of its copy, so `source` holds the file's size instead.
+        """
+        size = previous.source[0] if previous.source else previous.size
+        same = (
+            size == info.st_size
             and previous.mtime_ns == info.st_mtime_ns
             and previous.ctime_ns == info.st_ctime_ns
             and previous.inode == info.st_ino
         )
-        if not unchanged or not all(bytes.fromhex(cid) in self.index for cid in previous.chunks):
-            return None
-        return _entry(
-            path, info, "file", size=previous.size, chunks=previous.chunks, content_hash=previous.content_hash
-        )
+        return same and all(bytes.fromhex(cid) in self.index for cid in previous.chunks)
 
-    def _store(self, pieces: Iterable[bytes]) -> tuple[list[str], int, str]:
-        key = self.repository.key
-        hasher = ContentHasher(key)
-        chunks: list[str] = []
-        size = 0
-        for chunk in pieces:
-            identifier = chunk_id(key, chunk)
-            hasher.update(chunk)
-            size += len(chunk)
-            chunks.append(identifier.hex())
-            self.progress(len(self.entries), self.bytes_read + size)
-            if identifier not in self.index and identifier not in self.pending:
-                self._add_chunk(identifier, chunk)
-        self.bytes_read += size
-        return chunks, size, hasher.hexdigest()
+    def _store(
+        self, pieces: Iterable[memoryview], hasher: ContentHasher, path: bytes, info: os.stat_result, **fields: object
+    ) -> _PendingFile:
+        """Queue every chunk of a file; the returned entry is filled in once the chunk store has them all.
 
-    def _add_chunk(self, identifier: bytes, chunk: bytes) -> None:
-        if self.writer is None:
-            self.writer = PackWriter(self.repository.path, self.repository.key)
-        self.new_bytes += self.writer.add(identifier, chunk)
-        self.new_chunks += 1
-        self.pending.add(identifier)
-        if self.writer.size >= self.repository.config.pack_size:
-            self.packs.append(self.writer.finish())
-            self.writer = None
+        `pieces` feeds `hasher` as it reads, so the content hash is complete when the last chunk is stored.
+        """
+        pending = _PendingFile()
+
+        def done(digest: FileDigest) -> None:
+            pending.entry = _entry(
+                path, info, "file", size=digest.size, chunks=digest.chunks, content_hash=hasher.hexdigest(), **fields
+            )
+
+        digest = self.store.begin_file(done)
+        try:
+            for chunk in pieces:
+                self.store.add(digest, chunk)
+                self.bytes_read += len(chunk)
+                self.progress(len(self.entries), self.bytes_read)
+        except BaseException:
+            digest.on_done = None
+            raise
+        finally:
+            self.store.end_file(digest)
+        return pending
+
+
+class _FdReader:
+    """The `read` of an open file descriptor, lighter than a file object for one small file."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def read(self, size: int) -> bytes:
+        return os.read(self.fd, size)
+
+
+class _PendingFile:
+    """A file whose chunks are still in the chunk store; `entry` is set when they are stored."""
+
+    __slots__ = ("entry",)
+
+    def __init__(self) -> None:
+        self.entry: Entry | None = None
+
+
+def _resolved(entry: Entry | _PendingFile) -> Entry:
+    if isinstance(entry, Entry):
+        return entry
+    if entry.entry is None:
+        raise RuntimeError("a file entry was used before the chunk store finished its chunks")
+    return entry.entry
+
+
+def _source_state(path: bytes, info: os.stat_result) -> list[int]:
+    """Return the database's size, then size, mtime_ns and inode of its `-wal` file, or zeros without one.
+
+    The WAL's ctime is left out because SQLite truncates the WAL when the last
+    connection closes, even an empty one, which changes the ctime and nothing else.
+    """
+    try:
+        wal = os.stat(path + b"-wal")
+    except FileNotFoundError:
+        return [info.st_size, 0, 0, 0]
+    return [info.st_size, wal.st_size, wal.st_mtime_ns, wal.st_ino]
 
 
 def _entry(path: bytes, info: os.stat_result, kind: EntryType, **fields: object) -> Entry:
-    return Entry(
-        path=path.lstrip(b"/"),
-        type=kind,
-        mode=stat.S_IMODE(info.st_mode),
-        uid=info.st_uid,
-        gid=info.st_gid,
-        mtime_ns=info.st_mtime_ns,
-        inode=info.st_ino,
-        ctime_ns=info.st_ctime_ns,
-        **fields,
-    )
+    # The values come from stat and the chunk store, so validating them again would only cost time.
+    values: dict[str, object] = {
+        "path": path.lstrip(b"/"),
+        "type": kind,
+        "mode": stat.S_IMODE(info.st_mode),
+        "uid": info.st_uid,
+        "gid": info.st_gid,
+        "mtime_ns": info.st_mtime_ns,
+        "size": 0,
+        "inode": info.st_ino,
+        "ctime_ns": info.st_ctime_ns,
+        "chunks": [],
+        "content_hash": None,
+        "link_target": None,
+        "rdev": None,
+        "sqlite": False,
+        "source": None,
+    }
+    values.update(fields)
+    return Entry.from_trusted(values)
 
 
 def _special_type(mode: int) -> EntryType:

@@ -38,12 +38,15 @@ class AtomicFile:
     """A file opened under a temporary name and renamed to its final name on commit.
 
     As a context manager it commits when the block ends normally and removes the
-    temporary file when the block raises.
+    temporary file when the block raises. With `durable=False` the commit renames
+    without any fsync: a crash can then leave the final name with missing data, which
+    suits files that can be written again, such as restored files.
     """
 
-    def __init__(self, path: Path, mode: int = 0o600) -> None:
+    def __init__(self, path: Path, mode: int = 0o600, *, durable: bool = True) -> None:
         self.path = path
         """Final name; it can be changed before `commit`."""
+        self.durable = durable
         path.parent.mkdir(parents=True, exist_ok=True)
         self.temp_path = path.parent / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
         fd = os.open(self.temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
@@ -54,8 +57,12 @@ class AtomicFile:
         self.handle.write(data)
 
     def commit(self) -> None:
-        """Flush, fsync, rename to `path` and fsync the directory."""
+        """Flush, fsync, rename to `path` and fsync the directory; only flush and rename when not durable."""
         self.handle.flush()
+        if not self.durable:
+            self.handle.close()
+            os.replace(self.temp_path, self.path)
+            return
         os.fsync(self.handle.fileno())
         self.handle.close()
         self.path.parent.mkdir(parents=True, exist_ok=True)

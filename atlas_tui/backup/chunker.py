@@ -10,16 +10,17 @@ buffer. Memory stays below `READ_SIZE + max_size` whatever the stream length.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from typing import BinaryIO
+from collections.abc import Callable, Iterator
+from typing import Protocol
 
 from atlas_tui.backup.errors import ChunkerUnavailable
 from atlas_tui.backup.models import ChunkerParams
 
-__all__ = ["READ_SIZE", "Chunker", "gear_table", "mask_bits"]
+__all__ = ["READ_SIZE", "Chunker", "Readable", "gear_table", "mask_bits"]
 
-READ_SIZE = 4 * 1024 * 1024
-"""Bytes read from a file per call; large enough that the per-call cost vanishes."""
+READ_SIZE = 1024 * 1024
+"""Bytes read from a file per call. Larger blocks saved no time once an unfinished chunk
+is not searched again, and smaller ones keep the blocks in flight few."""
 
 _TABLE_PERSON = b"atlas-gear"
 
@@ -42,6 +43,14 @@ def mask_bits(params: ChunkerParams) -> tuple[int, int]:
     return bits + 2, max(bits - 2, 1)
 
 
+class Readable(Protocol):
+    """A source of bytes, such as a file opened in binary mode."""
+
+    def read(self, size: int, /) -> bytes:
+        """Return up to `size` bytes, or an empty result at the end."""
+        ...
+
+
 class Chunker:
     """Splits streams into content-defined chunks for one repository."""
 
@@ -58,26 +67,57 @@ class Chunker:
         self.params = params
         self._strict, self._loose = mask_bits(params)
 
-    def cut_points(self, data: bytes | bytearray | memoryview, *, final: bool) -> list[int]:
-        """Return the chunk end offsets in `data`; see `_cdc.cut_points`."""
+    def cut_points(self, data: bytes | bytearray | memoryview, *, final: bool, scanned: int = 0) -> list[int]:
+        """Return the chunk end offsets in `data`; see `_cdc.cut_points`.
+
+        Args:
+            scanned: Bytes at the start of `data` that an earlier call searched without
+                a boundary, the unfinished chunk it left.
+        """
         params = self.params
         return self._cut_points(
-            self._table, data, params.min_size, params.avg_size, params.max_size, self._strict, self._loose, final
+            self._table, data, params.min_size, params.avg_size, params.max_size, self._strict, self._loose, final,
+            scanned,
         )
 
-    def split(self, stream: BinaryIO) -> Iterator[bytes]:
-        """Yield the chunks of `stream` in order, reading it to the end."""
-        buffer = bytearray()
+    def split(
+        self,
+        stream: Readable,
+        *,
+        size_hint: int | None = None,
+        on_block: Callable[[bytes], object] | None = None,
+    ) -> Iterator[memoryview]:
+        """Yield the chunks of `stream` in order, reading it to the end.
+
+        The chunks are read-only views into immutable `bytes` blocks, so they stay
+        valid for as long as the caller keeps them, and cutting copies no data.
+
+        Args:
+            size_hint: Expected stream length. A small file is then read with one
+                buffer of its size instead of a `READ_SIZE` buffer.
+            on_block: Called with each block read, in order, such as a hash's `update`.
+        """
+        tail = b""
+        whole = size_hint is not None and size_hint < READ_SIZE
+        read_size = size_hint + 1 if whole and size_hint is not None else READ_SIZE
         while True:
-            block = stream.read(READ_SIZE)
-            final = not block
-            buffer += block
-            if not buffer:
+            block = stream.read(read_size)
+            # A first read of a small file that returns exactly the expected size, one
+            # byte short of what it asked for, reached the end. That saves one empty read
+            # per small file.
+            final = not block or (whole and len(block) == size_hint)
+            whole = False
+            read_size = READ_SIZE
+            if on_block is not None and block:
+                on_block(block)
+            data = tail + block if tail else block
+            if not data:
                 return
+            view = memoryview(data)
             start = 0
-            for end in self.cut_points(buffer, final=final):
-                yield bytes(buffer[start:end])
+            for end in self.cut_points(data, final=final, scanned=len(tail)):
+                yield view[start:end]
                 start = end
-            del buffer[:start]
+            tail = data[start:]
             if final:
                 return

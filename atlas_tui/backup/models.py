@@ -9,12 +9,14 @@ appear in JSON as base64. Times are UTC epoch seconds, file times nanoseconds.
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
+    "ENTRY_FIELDS",
     "FORMAT_VERSION",
     "BackupRequest",
     "BackupResult",
@@ -92,6 +94,9 @@ class RepositoryConfig(_Model):
     pack_size: int = Field(default=16 * 1024 * 1024, ge=1024)
     """Pack size in bytes at which a pack is closed. 16 MiB keeps file counts low, and a
     restore still reads only the packs it needs."""
+    chunk_hash: Literal["blake2b", "blake3"] = "blake2b"
+    """Keyed hash of chunk ids and content hashes. `init` writes `blake3`; a config
+    without this key is from a repository made before BLAKE3 and uses BLAKE2b."""
 
 
 class KdfParams(_Model):
@@ -153,6 +158,53 @@ class Entry(_Model):
     """Device number of a character or block device."""
     sqlite: bool = False
     """True for a database copied with SQLite's online backup API."""
+    source: list[int] | None = None
+    """For a database: the database file's size, then size, mtime_ns and inode of its
+    `-wal` file (0 without one), when it was copied. `size` is the copy's size, which
+    can differ. With `mtime_ns`, `ctime_ns` and `inode` they let the next run reuse
+    the copy's chunks."""
+
+    @classmethod
+    def from_manifest(cls, items: list[dict[str, Any]]) -> list[Entry]:
+        """Build entries from the parsed JSON objects of an authenticated snapshot manifest.
+
+        A manifest that decrypted with the repository key was written by this code, so
+        the values are not validated again. Each object becomes the entry's attribute
+        dict (see `from_trusted`), and all entries share one set of given field names. Pydantic's own
+        `model_validate_json` kept a separate set per entry, at about 700 bytes a
+        third of the entry, and needed 120 MiB for a manifest of 42,000 files.
+
+        Raises:
+            ValueError: an object lacks a required field or has an unknown one.
+        """
+        entries = []
+        for item in items:
+            keys = item.keys()
+            if not _ENTRY_REQUIRED <= keys or not keys <= ENTRY_FIELDS:
+                raise ValueError(f"snapshot entry has fields {sorted(keys)}; expected {sorted(ENTRY_FIELDS)}")
+            item["path"] = base64.urlsafe_b64decode(item["path"])
+            if item.get("link_target") is not None:
+                item["link_target"] = base64.urlsafe_b64decode(item["link_target"])
+            entries.append(cls.from_trusted(item))
+        return entries
+
+    @classmethod
+    def from_trusted(cls, values: dict[str, Any]) -> Entry:
+        """Make an entry whose attribute dict is `values`, without validation.
+
+        For values that this code produced (stat results, chunk ids) or read from an
+        authenticated manifest. Missing fields get their defaults. It is about five
+        times faster than `model_construct`, which matters once per file of a backup.
+        """
+        if len(values) < len(ENTRY_FIELDS):
+            for name in ENTRY_FIELDS - values.keys():
+                values[name] = cls.model_fields[name].get_default(call_default_factory=True)
+        entry = cls.__new__(cls)
+        object.__setattr__(entry, "__dict__", values)
+        object.__setattr__(entry, "__pydantic_fields_set__", ENTRY_FIELDS)
+        object.__setattr__(entry, "__pydantic_extra__", None)
+        object.__setattr__(entry, "__pydantic_private__", None)
+        return entry
 
     def display_path(self) -> str:
         """Return the path as text for messages, with bytes that are not UTF-8 as `\\xNN` escapes."""
@@ -361,3 +413,8 @@ class KeyInfo(_Model):
     hostname: str
     current: bool = False
     """True for the key that opened the repository in this command."""
+
+
+ENTRY_FIELDS = frozenset(Entry.model_fields)
+"""Names of every `Entry` field, shared by entries as their set of given fields."""
+_ENTRY_REQUIRED = frozenset(name for name, field in Entry.model_fields.items() if field.is_required())

@@ -32,7 +32,7 @@ _HEADER_ENTRY = struct.Struct("<32sQII")
 _HEADER_ASSOCIATED = b"atlas-pack-header"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PackEntry:
     """Location of one sealed chunk in a pack."""
 
@@ -78,9 +78,13 @@ class PackWriter:
     def add(self, chunk_id: bytes, plaintext: bytes) -> int:
         """Seal a chunk into the pack and return its sealed length."""
         sealed = seal(self._key, plaintext, chunk_associated(chunk_id))
-        self._entries.append(PackEntry(chunk_id, self.size, len(sealed), len(plaintext)))
-        self._append(sealed)
+        self.add_sealed(chunk_id, sealed, len(plaintext))
         return len(sealed)
+
+    def add_sealed(self, chunk_id: bytes, sealed: bytes, raw_length: int) -> None:
+        """Append a chunk that the caller sealed with `chunk_associated(chunk_id)`."""
+        self._entries.append(PackEntry(chunk_id, self.size, len(sealed), raw_length))
+        self._append(sealed)
 
     def finish(self) -> PackInfo:
         """Write the header, fsync and rename the pack to its content hash."""

@@ -16,18 +16,21 @@ index names, and the next run does not use them.
 
 from __future__ import annotations
 
+import binascii
 import json
 import logging
 import math
 import secrets
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
 
+import pydantic_core
 from pydantic import ValidationError
 
 from atlas_tui.backup.atomic import TEMP_PREFIX, fsync_dir, write_atomic
-from atlas_tui.backup.crypto import MasterKey, chunk_id, open_sealed, seal
+from atlas_tui.backup.crypto import ContentHasher, MasterKey, chunk_id, open_sealed, seal
 from atlas_tui.backup.errors import (
     CorruptData,
     KeyNotFound,
@@ -36,9 +39,18 @@ from atlas_tui.backup.errors import (
     RepositoryNotFound,
     SnapshotNotFound,
 )
+from atlas_tui.backup.heap import collector_paused, release_free_memory
 from atlas_tui.backup.keys import create_key_file, list_key_files, open_master_key
 from atlas_tui.backup.lock import RepositoryLock
-from atlas_tui.backup.models import FORMAT_VERSION, ChunkerParams, KeyFile, KeyInfo, RepositoryConfig, Snapshot
+from atlas_tui.backup.models import (
+    FORMAT_VERSION,
+    ChunkerParams,
+    Entry,
+    KeyFile,
+    KeyInfo,
+    RepositoryConfig,
+    Snapshot,
+)
 from atlas_tui.backup.packs import PackInfo, chunk_associated, pack_path, read_pack_header
 
 __all__ = ["IndexEntry", "Repository"]
@@ -87,7 +99,9 @@ class Repository:
             raise RepositoryExists(str(path))
         for name in ("keys", "data", "index", "snapshots"):
             (path / name).mkdir(parents=True, exist_ok=True)
-        config = RepositoryConfig(id=secrets.token_hex(16), created=now, chunker=chunker or ChunkerParams())
+        config = RepositoryConfig(
+            id=secrets.token_hex(16), created=now, chunker=chunker or ChunkerParams(), chunk_hash="blake3"
+        )
         if pack_size is not None:
             config.pack_size = pack_size
         key = MasterKey.generate()
@@ -119,6 +133,14 @@ class Repository:
             )
         key, key_id = open_master_key(path / "keys", config.id, passphrase, str(path))
         return cls(path, config, key, key_id)
+
+    def chunk_id(self, data: bytes | memoryview) -> bytes:
+        """Return the id of a chunk with this plaintext."""
+        return chunk_id(self.key, data, self.config.chunk_hash)
+
+    def content_hasher(self) -> ContentHasher:
+        """Return a new hasher of a whole file's content, as stored in `Entry.content_hash`."""
+        return ContentHasher(self.key, self.config.chunk_hash)
 
     def add_key(self, passphrase: bytes, *, now: float, scrypt_n: int = 2**15) -> KeyFile:
         """Seal the master key under another passphrase; the caller holds the lock."""
@@ -165,13 +187,19 @@ class Repository:
             CorruptData: an index file fails authentication.
         """
         index: dict[bytes, IndexEntry] = {}
+        with collector_paused():
+            self._read_index_files(index)
+        release_free_memory()
+        return index
+
+    def _read_index_files(self, index: dict[bytes, IndexEntry]) -> None:
         for path in self._names("index"):
             sealed = path.read_bytes()
             plain = open_sealed(self.key, sealed, _INDEX_ASSOCIATED, f"index {path.name}")
             for pack_id, rows in json.loads(plain).items():
+                pack_id = sys.intern(pack_id)
                 for hex_id, offset, length, raw_length in rows:
                     index[bytes.fromhex(hex_id)] = IndexEntry(pack_id, offset, length, raw_length)
-        return index
 
     def write_index(self, packs: list[PackInfo]) -> Path:
         """Write one index file naming the chunks of `packs` and return its path."""
@@ -219,15 +247,23 @@ class Repository:
         Raises:
             CorruptData: the chunk fails authentication or its id does not match.
         """
-        description = f"pack {entry.pack_id} chunk {expected_id.hex()}"
         if pack is None:
             with pack_path(self.path, entry.pack_id).open("rb") as handle:
                 handle.seek(entry.offset)
-                sealed = handle.read(entry.length)
+                sealed: bytes | memoryview = handle.read(entry.length)
         else:
-            sealed = pack[entry.offset : entry.offset + entry.length]
+            sealed = memoryview(pack)[entry.offset : entry.offset + entry.length]
+        return self.open_chunk(entry, expected_id, sealed)
+
+    def open_chunk(self, entry: IndexEntry, expected_id: bytes, sealed: bytes | memoryview) -> bytes:
+        """Authenticate and decrypt one sealed chunk read from `entry`'s pack, and check its id.
+
+        Raises:
+            CorruptData: the chunk fails authentication or its id does not match.
+        """
+        description = f"pack {entry.pack_id} chunk {expected_id.hex()}"
         plain = open_sealed(self.key, sealed, chunk_associated(expected_id), description)
-        if chunk_id(self.key, plain) != expected_id:
+        if self.chunk_id(plain) != expected_id:
             raise CorruptData(f"{description}: content does not match the chunk id")
         return plain
 
@@ -248,7 +284,17 @@ class Repository:
                 f"no snapshot {snapshot_id!r} in {self.path}; run `backup-manager list` for the ids"
             )
         plain = open_sealed(self.key, path.read_bytes(), _snapshot_associated(snapshot_id), f"snapshot {snapshot_id}")
-        return Snapshot.model_validate_json(plain)
+        try:
+            with collector_paused():
+                document = pydantic_core.from_json(plain, cache_strings="all")
+                del plain
+                items = document.pop("entries", [])
+                snapshot = Snapshot.model_validate(document)
+                snapshot.entries = Entry.from_manifest(items)
+        except (ValueError, TypeError, binascii.Error) as err:
+            raise CorruptData(f"snapshot {snapshot_id}: the manifest is not valid: {err}") from err
+        release_free_memory()
+        return snapshot
 
     def latest_snapshot(self) -> Snapshot:
         """Return the newest snapshot; failed runs write none, so it is ok or partial.
@@ -300,7 +346,8 @@ class Repository:
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
         """Write a snapshot manifest atomically."""
-        sealed = seal(self.key, snapshot.model_dump_json().encode(), _snapshot_associated(snapshot.id))
+        document = Snapshot.__pydantic_serializer__.to_json(snapshot)
+        sealed = seal(self.key, document, _snapshot_associated(snapshot.id))
         write_atomic(self.path / "snapshots" / snapshot.id, sealed)
 
     def _names(self, folder: str) -> list[Path]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sqlite3
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -36,6 +36,7 @@ SIDECAR_SUFFIXES = (b"-wal", b"-shm", b"-journal")
 DATABASE_CHUNK_SIZE = 64 * 1024
 """Chunk size of database copies in bytes: 16 pages of SQLite's default 4 KiB, so a
 small change stores little new data while the index stays small."""
+_READ_CHUNKS = 16
 
 
 def is_sqlite_file(path: bytes) -> bool:
@@ -48,6 +49,8 @@ def copy_database(source: bytes, destination: Path) -> None:
     """Copy the database at `source` into the new file `destination`.
 
     The source is opened read-only, so the copy never creates or checkpoints its WAL.
+    The copy is scratch data that the caller deletes, so it is written without a journal
+    and without fsync.
 
     Raises:
         sqlite3.Error: the database cannot be opened or read.
@@ -57,6 +60,8 @@ def copy_database(source: bytes, destination: Path) -> None:
     try:
         writer = sqlite3.connect(destination)
         try:
+            writer.execute("PRAGMA journal_mode=OFF")
+            writer.execute("PRAGMA synchronous=OFF")
             reader.backup(writer)
         finally:
             writer.close()
@@ -81,8 +86,18 @@ def page_size(path: Path) -> int:
     return size
 
 
-def page_chunks(handle: BinaryIO, page: int) -> Iterator[bytes]:
-    """Yield a database copy in chunks of a whole number of pages, about `DATABASE_CHUNK_SIZE` each."""
+def page_chunks(
+    handle: BinaryIO, page: int, on_block: Callable[[bytes], object] | None = None
+) -> Iterator[memoryview]:
+    """Yield a database copy in chunks of a whole number of pages, about `DATABASE_CHUNK_SIZE` each.
+
+    The chunks are read-only views into blocks of `_READ_CHUNKS` chunks, read at once.
+    `on_block` is called with each block before its chunks are yielded.
+    """
     size = max(page, DATABASE_CHUNK_SIZE // page * page)
-    while chunk := handle.read(size):
-        yield chunk
+    while block := handle.read(size * _READ_CHUNKS):
+        if on_block is not None:
+            on_block(block)
+        view = memoryview(block)
+        for start in range(0, len(block), size):
+            yield view[start : start + size]

@@ -83,6 +83,22 @@ def test_streaming_matches_whole(monkeypatch: pytest.MonkeyPatch) -> None:
     assert chunk_ends(chunks) == reference_cut_points(seed, data, PARAMS[1])
 
 
+@pytest.mark.parametrize("read_size", [100, 700, 3000, 9000])
+@pytest.mark.parametrize("params", PARAMS)
+def test_resumed_search_matches_reference(
+    monkeypatch: pytest.MonkeyPatch, params: ChunkerParams, read_size: int
+) -> None:
+    """Blocks that end inside a chunk resume the search there and still give the reference boundaries."""
+    monkeypatch.setattr(chunker_module, "READ_SIZE", read_size)
+    rng = random.Random(read_size)
+    seed = rng.randbytes(32)
+    data = rng.randbytes(60_000)
+
+    chunks = list(Chunker(seed, params).split(io.BytesIO(data)))
+
+    assert chunk_ends(chunks) == reference_cut_points(seed, data, params)
+
+
 def test_sizes_within_bounds() -> None:
     """Every chunk but the last is between min and max size, and the average is near avg_size."""
     params = PARAMS[1]

@@ -1,0 +1,92 @@
+"""Reading of chunks for a restore from pack files kept open per thread.
+
+`ChunkReader.iter_chunks(entry)` yields a file's chunk plaintexts in order. Each is
+read with `pread`, then authenticated, decrypted, decompressed and checked against
+its id. `pread`, AES-GCM, zstd and BLAKE3 release the GIL, so several writer
+threads can each read their own file at the same time. Every thread keeps its own
+small set of open pack files, so no descriptor is shared between threads.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+
+from atlas_tui.backup.errors import CorruptData
+from atlas_tui.backup.heap import fix_mmap_threshold
+from atlas_tui.backup.models import Entry
+from atlas_tui.backup.packs import pack_path
+from atlas_tui.backup.repository import IndexEntry, Repository
+
+__all__ = ["ChunkReader"]
+
+_OPEN_PACKS_PER_THREAD = 16
+
+
+class ChunkReader:
+    """Reads the chunks of snapshot entries from one repository; close it when done."""
+
+    def __init__(self, repository: Repository, index: dict[bytes, IndexEntry]) -> None:
+        self.repository = repository
+        self.index = index
+        fix_mmap_threshold()
+        self._local = threading.local()
+        self._open_files: list[OrderedDict[str, int]] = []
+        """Each thread's open pack files, most recently used last; only that thread uses its own."""
+        self._open_files_lock = threading.Lock()
+
+    def iter_chunks(self, entry: Entry) -> Iterator[bytes]:
+        """Yield the plaintext of every chunk of a file entry, in order, read on the calling thread.
+
+        Raises:
+            CorruptData: a chunk is not in the index, or fails authentication or its id check.
+        """
+        for hex_id in entry.chunks:
+            identifier = bytes.fromhex(hex_id)
+            location = self.index.get(identifier)
+            if location is None:
+                raise CorruptData(
+                    f"chunk {hex_id} of {entry.display_path()} is not in the index; "
+                    "run `backup-manager integrity` to find the damage"
+                )
+            yield self._load(location, identifier)
+
+    def close(self) -> None:
+        """Close the pack files of every thread; call it once no thread reads any more."""
+        with self._open_files_lock:
+            for files in self._open_files:
+                for fd in files.values():
+                    os.close(fd)
+                files.clear()
+
+    def __enter__(self) -> ChunkReader:
+        return self
+
+    def __exit__(self, kind: object, value: object, traceback: object) -> None:
+        self.close()
+
+    def _load(self, location: IndexEntry, identifier: bytes) -> bytes:
+        sealed = os.pread(self._pack_fd(location.pack_id), location.length, location.offset)
+        if len(sealed) != location.length:
+            raise CorruptData(
+                f"pack {location.pack_id} chunk {identifier.hex()}: the pack ends before the chunk does; "
+                "run `backup-manager integrity` to find the damage"
+            )
+        return self.repository.open_chunk(location, identifier, sealed)
+
+    def _pack_fd(self, pack_id: str) -> int:
+        files: OrderedDict[str, int] | None = getattr(self._local, "files", None)
+        if files is None:
+            files = self._local.files = OrderedDict()
+            with self._open_files_lock:
+                self._open_files.append(files)
+        fd = files.get(pack_id)
+        if fd is not None:
+            files.move_to_end(pack_id)
+            return fd
+        if len(files) >= _OPEN_PACKS_PER_THREAD:
+            os.close(files.popitem(last=False)[1])
+        fd = files[pack_id] = os.open(pack_path(self.repository.path, pack_id), os.O_RDONLY | os.O_CLOEXEC)
+        return fd
