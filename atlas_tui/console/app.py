@@ -26,10 +26,13 @@ from textual.driver import Driver
 from textual.drivers.linux_driver import LinuxDriver
 
 from atlas_tui.config import Config
+from atlas_tui.console.backup_models import BackupSource
 from atlas_tui.console.help_screen import HelpScreen
+from atlas_tui.console.local_backups import LocalBackups
 from atlas_tui.console.local_source import LocalSource
 from atlas_tui.console.main_screen import MainScreen
 from atlas_tui.console.panes import PANES
+from atlas_tui.console.remote_backups import RemoteBackups
 from atlas_tui.console.source import ConsoleSource
 from atlas_tui.console.terminal import RestoringLinuxDriver, install_exit_signals, reset_mouse_modes
 
@@ -67,12 +70,15 @@ class AtlasApp(App[None]):
         live: bool = True,
         clock: Callable[[], float] = time.time,
         exit_on_signals: bool = False,
+        backups: BackupSource | None = None,
     ) -> None:
         """Create the app; see `create_app` for the arguments."""
         super().__init__()
         self.theme = "textual-dark"
         self.source = source
         """The data source; the main screen's data loop starts and closes it."""
+        self.backups: BackupSource = backups or RemoteBackups()
+        """Source of the Backups pane's reads and jobs, which the pane calls in its own workers."""
         self._refresh_interval = refresh_interval
         self._live = live
         self._clock = clock
@@ -97,6 +103,16 @@ class AtlasApp(App[None]):
         """Route exit signals to `App.exit` before the terminal enters application mode."""
         if self._exit_on_signals:
             install_exit_signals(asyncio.get_running_loop(), self._exit_for_signal)
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The clock of the session: returns UTC epoch seconds."""
+        return self._clock
+
+    @property
+    def live(self) -> bool:
+        """Whether data refreshes on a schedule; False reads at start and on `r` only."""
+        return self._live
 
     @property
     def main_screen(self) -> MainScreen:
@@ -145,6 +161,7 @@ def create_app(
     live: bool = True,
     clock: Callable[[], float] | None = None,
     exit_on_signals: bool = False,
+    backups: BackupSource | None = None,
 ) -> AtlasApp:
     """Build the console app.
 
@@ -158,18 +175,25 @@ def create_app(
         clock: Returns UTC epoch seconds; defaults to `time.time`.
         exit_on_signals: Install SIGHUP, SIGTERM and SIGINT handlers that exit
             cleanly; only for a real terminal session on the main thread.
+        backups: The Backups pane's source; None reads the repository and run
+            records of this host (`LocalBackups`) when the source is a `LocalSource`,
+            and otherwise, as with `--connect`, shows that backups are visible on
+            the daemon host only (`RemoteBackups`).
 
     Returns:
         The app, not yet running.
     """
     if source is None:
         source = LocalSource(config, data_dir)
+    if backups is None and isinstance(source, LocalSource):
+        backups = LocalBackups(config, data_dir)
     return AtlasApp(
         source,
         refresh_interval=config.metrics_refresh_interval,
         live=live,
         clock=clock or time.time,
         exit_on_signals=exit_on_signals,
+        backups=backups,
     )
 
 

@@ -2,7 +2,8 @@
 
 `build_demo_store` fills a fresh data directory with synthetic samples of a
 fictional host (`atlas-demo`) over the week before `DEMO_NOW`, with the demo
-alerts of `console.demo_alerts` and the analytics events of `console.demo_analytics`. It adds a fresh daemon heartbeat, so `LocalSource`
+alerts of `console.demo_alerts`, the analytics events of `console.demo_analytics` and
+the backup repository of `console.demo_backups`. It adds a fresh daemon heartbeat, so `LocalSource`
 reads it as a running daemon's store and starts no collectors. `create_demo_app` returns the console over that store with a fixed
 clock and live refresh off. The same input always gives the same pixels, which is
 what `make screenshots` and the snapshot tests need.
@@ -19,6 +20,7 @@ from atlas_tui import __version__
 from atlas_tui.console.app import AtlasApp, create_app
 from atlas_tui.console.demo_alerts import build_demo_alerts, demo_config
 from atlas_tui.console.demo_analytics import build_demo_analytics
+from atlas_tui.console.demo_backups import build_demo_backups, demo_backup_config
 from atlas_tui.console.local_source import LocalSource
 from collectors.base import Sample
 from storage.db import open_store
@@ -57,6 +59,7 @@ def build_demo_store(data_dir: Path, now: float = DEMO_NOW) -> None:
         write_samples(conn, list(_demo_samples(now)))
         build_demo_alerts(conn, data_dir, now)
         build_demo_analytics(conn, now)
+        build_demo_backups(conn, data_dir, now)
         update_rollups(conn, now)
         write_heartbeat(
             conn,
@@ -67,8 +70,8 @@ def build_demo_store(data_dir: Path, now: float = DEMO_NOW) -> None:
 
 
 def create_demo_app(data_dir: Path, now: float = DEMO_NOW) -> AtlasApp:
-    """Return the console reading the demo store in `data_dir` at the fixed time `now`."""
-    config = demo_config()
+    """Return the console reading the demo store and backup repository in `data_dir` at the fixed time `now`."""
+    config = demo_config().model_copy(update={"backup": demo_backup_config(data_dir)})
     source = LocalSource(config, data_dir, embedded=False)
     return create_app(config, data_dir, source=source, live=False, clock=lambda: now)
 

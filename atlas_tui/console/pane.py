@@ -1,10 +1,12 @@
 """The base class of console panes and the message a pane sends to ask for data.
 
-Each pane (Metrics, Alerts and Analytics now; Backups later) is one module with
+Each pane (Metrics, Alerts, Analytics and Backups) is one module with
 one `ConsolePane` subclass, registered in `console.panes`. The main screen hands
 every pane each new snapshot through `show_snapshot`, each alerts read through
 `show_alerts` and each analytics read through `show_analytics`, on the UI thread. A pane that needs fresh data posts
-`RefreshRequested` instead of calling the source itself.
+`RefreshRequested` instead of calling the source itself. The Backups pane is the
+exception: its reads and jobs can take minutes, so it runs them on `AtlasApp.backups`
+in thread workers of its own instead of the data loop.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from atlas_tui.console.alerts_pane import AlertsPane
 from atlas_tui.console.analytics_pane import AnalyticsPane
+from atlas_tui.console.backups_pane import BackupsPane
 from atlas_tui.console.metrics_pane import MetricsPane
 from atlas_tui.console.pane import ConsolePane
 
@@ -35,5 +36,6 @@ PANES: tuple[PaneSpec, ...] = (
     PaneSpec("1", "metrics", "Metrics", MetricsPane),
     PaneSpec("2", "alerts", "Alerts", AlertsPane),
     PaneSpec("3", "analytics", "Analytics", AnalyticsPane),
+    PaneSpec("4", "backups", "Backups", BackupsPane),
 )
 """Panes in key order; the first is shown at start."""

@@ -31,6 +31,7 @@ from textual.pilot import Pilot
 
 from atlas_tui.config import Config, load_config
 from atlas_tui.console.app import AtlasApp, create_app
+from atlas_tui.console.backups_pane import BackupsPane
 from atlas_tui.console.demo_store import build_demo_store, create_demo_app
 from atlas_tui.console.local_source import LocalSource
 from atlas_tui.console.nodes_panel import NodesSection
@@ -71,6 +72,7 @@ SHOTS: tuple[Shot, ...] = (
     Shot("alerts", ("2",)),
     Shot("alert-detail", ("2", "down", "down", "enter")),
     Shot("analytics", ("3",)),
+    Shot("backups", ("4",)),
 )
 """Every pane and overlay that gets a screenshot."""
 
@@ -80,7 +82,7 @@ class ScreenshotError(RuntimeError):
 
 
 async def wait_for_data(pilot: Pilot[None], timeout: float = LOAD_TIMEOUT) -> None:
-    """Wait until the app's main screen has shown at least one snapshot, alerts read and analytics read.
+    """Wait until the app's main screen has shown at least one snapshot, alerts read, analytics read and backups read.
 
     Raises:
         ScreenshotError: no data arrived within `timeout` seconds.
@@ -88,7 +90,8 @@ async def wait_for_data(pilot: Pilot[None], timeout: float = LOAD_TIMEOUT) -> No
     screen = pilot.app.main_screen  # type: ignore[attr-defined]
     await _wait(
         pilot,
-        lambda: screen.snapshots_shown > 0 and screen.alerts_shown > 0 and screen.analytics_shown > 0,
+        lambda: screen.snapshots_shown > 0 and screen.alerts_shown > 0 and screen.analytics_shown > 0
+        and all(pane.reads_shown > 0 for pane in screen.query(BackupsPane)),
         timeout,
         "no data on screen",
     )
@@ -209,8 +212,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         0 on success, 2 for invalid arguments or config, 1 when a shot failed.
     """
     args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    # The demo's rule over a missing metric is deliberate, so its warning is not news here.
+    # The demo's rule over a missing metric and its failing backup set are deliberate,
+    # so their warnings are not news here.
     logging.getLogger("atlas_tui.alerts").setLevel(logging.ERROR)
+    logging.getLogger("atlas_tui.backup").setLevel(logging.ERROR)
     out_dir = Path(args.out_dir)
     try:
         if args.data_dir is None:

@@ -66,6 +66,21 @@ class TestAnalyticsPane:
         assert snap_compare(create_demo_app(tmp_path), terminal_size=(80, 24), run_before=_analytics)
 
 
+class TestBackupsPane:
+    """The Backups pane over the demo repository and run records."""
+
+    def test_backups_80x24(self, snap_compare, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+        """Sets with a failed one, four snapshots (one partial) with new data, at the minimum size."""
+        build_demo_store(tmp_path)
+        assert snap_compare(create_demo_app(tmp_path), terminal_size=(80, 24), run_before=_backups)
+
+
+async def _backups(pilot: Pilot[None]) -> None:
+    await wait_for_data(pilot)
+    await pilot.press("4")
+    await pilot.pause()
+
+
 async def _analytics(pilot: Pilot[None]) -> None:
     await wait_for_data(pilot)
     await pilot.press("3")
