@@ -17,7 +17,6 @@ API, which the benchmark can give restic and borg in place of the live files.
 from __future__ import annotations
 
 import json
-import os
 import random
 import sqlite3
 import subprocess

@@ -328,7 +328,7 @@ def _run(command: list[str], env: dict[str, str], cwd: Path | None = None) -> Me
         seconds = time.monotonic() - started
         lines = [line for line in report.read().splitlines() if line.strip()]
     if completed.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} exited {completed.returncode}: {completed.stderr[-2000:]}")
+        raise RuntimeError(f"{' '.join(command)} failed with exit code {completed.returncode}: {completed.stderr[-2000:]}")
     return Measurement(seconds=seconds, rss_kib=int(lines[-1]))
 
 

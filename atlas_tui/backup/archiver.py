@@ -326,7 +326,7 @@ class _Run:
     def _unchanged(self, previous: Entry, info: os.stat_result) -> bool:
         """Return True when the stat fields match the parent's entry and all its chunks are indexed.
 
-        A database entry's `size` is that of its copy, so `source` holds the file's size instead.
+        A database entry's `size` is that of its copy, so the file's size comes from `source`.
         """
         size = previous.source[0] if previous.source else previous.size
         same = (
