@@ -138,16 +138,16 @@ class BackupsRead(_Frozen):
     sets: tuple[SetRow, ...] = ()
     """Configured sets first (by priority, then name), then sets only the history names."""
     problem: BackupProblem | None = None
-    """Why the snapshots are missing, or None when the repository was read."""
+    """The reason the snapshots are missing, or None when the repository was read."""
     runs_recorded: bool = False
     """True when the store's run records were read (they add failed runs, running runs and new data)."""
 
 
 class JobRequest(_Frozen):
-    """A job the pane asks the source to run."""
+    """A job that the pane requests from the source."""
 
     kind: JobKind
-    """What to do."""
+    """The job kind: `backup`, `verify` or `integrity`."""
     snapshot_id: str | None = None
     """The snapshot that `verify` and `integrity` check; None for `backup`."""
 
@@ -168,7 +168,7 @@ class JobProgress(_Frozen):
     bytes_total: int | None = None
     """Bytes the job will process; None when unknown."""
     unit: Literal["entries", "packs"] = "entries"
-    """What `items_done` counts."""
+    """The unit of `items_done` and `items_total`."""
 
 
 class JobOutcome(_Frozen):
@@ -187,7 +187,7 @@ class JobOutcome(_Frozen):
     integrity: IntegrityResult | None = None
     """Result of an integrity check."""
     problem: BackupProblem | None = None
-    """Why the job could not run or stopped early; None when the engine finished."""
+    """The reason the job could not run or stopped early; None when the engine finished."""
 
 
 ProgressReport = Callable[[JobProgress], None]
@@ -196,7 +196,7 @@ ProgressReport = Callable[[JobProgress], None]
 
 @runtime_checkable
 class BackupSource(Protocol):
-    """Where the Backups pane gets its data and runs its jobs. Every method blocks; call it from a worker thread."""
+    """The Backups pane's data and job runner. Every method blocks, so call it from a worker thread."""
 
     def read(self, now: float) -> BackupsRead:
         """Read the sets, the snapshots and the repository size; failures become `BackupsRead.problem`."""

@@ -14,8 +14,8 @@ the end. Invariants:
 - Problems (no repository, no passphrase, a wrong passphrase, a locked repository)
   arrive as data and are shown as text. A bug in a source is caught at the worker
   boundary, logged and shown the same way, so the console keeps running.
-- When the console quits during a job, the job's next progress callback sees the
-  cancelled worker and stops the engine.
+- When the console quits during a job, the job's next progress callback finds its
+  worker cancelled and stops the engine.
 """
 
 from __future__ import annotations

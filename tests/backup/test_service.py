@@ -115,7 +115,7 @@ async def test_schedule_records_runs(tmp_path: Path, repository: Repository, sto
 
 
 async def test_job_events_reach_listener(tmp_path: Path, repository: Repository, store: sqlite3.Connection) -> None:
-    """A listener sees each scheduled job start, progress and finish, in order, on the event loop thread."""
+    """A listener gets each scheduled job's start, progress and end, in order, on the event loop thread."""
     source = build_tree(tmp_path / "src")
     service = service_for(backup_config(source), tmp_path, repository)
     events: list[BackupEvent] = []
