@@ -6,14 +6,15 @@ priority order. Each regular file is streamed through the chunker, and
 on worker threads (memory stays bounded by its queue). A file whose size, mtime,
 ctime and inode equal its entry in the parent snapshot reuses that entry without
 being read, unless the request sets `full`. Databases in a set marked `sqlite` are
-copied with the online backup API first, cut at page boundaries, and their
+copied with the online backup API first, cut at page boundaries (a changed chunk
+is stored as a delta against the chunk at its offset in the newest snapshot), and their
 `-wal`, `-shm` and `-journal` files are left out. A database is copied again only
 when it or its `-wal` file changed since the parent snapshot, or changed less than
 `RACY_SECONDS` before that snapshot started. FIFOs, sockets and devices are
 recorded, never opened.
 
-The packs are finished first, then one index file is written, then the
-snapshot. A run with unreadable paths is `partial` and lists them; a run where
+The entries are stored as manifest chunks (see `manifest.py`), the packs are
+finished, then one index file is written, then the snapshot. A run with unreadable paths is `partial` and lists them; a run where
 nothing was readable is `failed` and writes no snapshot.
 """
 
@@ -33,6 +34,7 @@ from atlas_tui.backup.chunk_store import ChunkStore, FileDigest
 from atlas_tui.backup.chunker import Chunker
 from atlas_tui.backup.crypto import ContentHasher
 from atlas_tui.backup.heap import collector_paused, release_free_memory
+from atlas_tui.backup.manifest import encode_piece, manifest_pieces, similar_pieces
 from atlas_tui.backup.models import (
     BackupRequest,
     BackupResult,
@@ -102,19 +104,22 @@ class Archiver:
         parent = None if request.full or previous is None else previous
         logger.info("backup started id=%s parent=%s full=%s", snapshot_id, parent.id if parent else None, request.full)
 
-        run = _Run(self.repository, self._chunker, parent, self._progress)
+        run = _Run(self.repository, self._chunker, parent, self._progress, previous=previous)
+        manifest: list[str] | None = None
         try:
             set_results = [run.backup_set(spec) for spec in sorted(request.sets, key=lambda s: -s.priority)]
+            status = _run_status(set_results)
+            if status != "failed":
+                manifest = run.store_manifest(previous)
             packs = run.finish_packs()
         finally:
             run.close()
+            self.repository.forget_index()
         if packs:
             self.repository.write_index(packs)
-        # The index, the files cache and the chunk store are gone now. Their memory goes
-        # back before the manifest is serialised, which needs about 20 MiB per 40,000 files.
+        # The index, the files cache and the chunk store are gone now; their memory goes back.
         release_free_memory()
 
-        status = _run_status(set_results)
         snapshot = Snapshot(
             id=snapshot_id,
             time=request.now,
@@ -127,6 +132,7 @@ class Archiver:
             sets=set_results,
             warnings=_shrink_warnings(set_results, previous),
             entries=run.resolved_entries(),
+            manifest_chunks=manifest,
         )
         if status != "failed":
             self.repository.save_snapshot(snapshot)
@@ -150,13 +156,22 @@ class _Run:
     """State of one backup run: the index, the chunk store and the entries so far."""
 
     def __init__(
-        self, repository: Repository, chunker: Chunker, parent: Snapshot | None, progress: ProgressCallback
+        self,
+        repository: Repository,
+        chunker: Chunker,
+        parent: Snapshot | None,
+        progress: ProgressCallback,
+        *,
+        previous: Snapshot | None = None,
     ) -> None:
         self.repository = repository
         self.chunker = chunker
         self.index: dict[bytes, IndexEntry] = repository.load_index()
         self.store = ChunkStore(repository, self.index)
         self.cache = {entry.path: entry for entry in parent.entries if entry.type == "file"} if parent else {}
+        self.similar = {entry.path: entry.chunks for entry in previous.entries if entry.sqlite} if previous else {}
+        """The chunk ids of each database in the newest snapshot, also in a full run: a
+        changed chunk of the new copy is stored as a delta against the one at its offset."""
         self._racy_before_ns = int((parent.time - RACY_SECONDS) * 1e9) if parent else 0
         self.progress = progress
         self.entries: list[Entry | _PendingFile] = []
@@ -205,6 +220,22 @@ class _Run:
         """Store every queued chunk and return every pack of this run once all are durable."""
         return self.store.finish()
 
+    def store_manifest(self, previous: Snapshot | None) -> list[str]:
+        """Store the entries of every set as manifest chunks and return their ids, in order.
+
+        A piece that changed since `previous` is stored as a delta against the piece of
+        `previous` that ends with the same path.
+        """
+        similar = similar_pieces(previous)
+        digests = []
+        for piece in manifest_pieces(self.resolved_entries()):
+            digest = self.store.begin_file()
+            self.store.add(digest, encode_piece(piece), similar.get(piece[-1].path))
+            self.store.end_file(digest)
+            digests.append(digest)
+        self.store.drain()
+        return [digest.chunks[0] for digest in digests]
+
     def resolved_entries(self) -> list[Entry]:
         """Return the entries of every set processed so far."""
         return [_resolved(entry) for entry in self.entries]
@@ -217,6 +248,7 @@ class _Run:
         self.store.close()
         self.index = {}
         self.cache = {}
+        self.similar = {}
         if self._scratch is not None:
             self._scratch.cleanup()
             self._scratch = None
@@ -314,7 +346,8 @@ class _Run:
             hasher = self.repository.content_hasher()
             with copy.open("rb", buffering=0) as handle:
                 pieces = page_chunks(handle, page, hasher.update)
-                pending = self._store(pieces, hasher, path, info, sqlite=True, source=source)
+                similar = [bytes.fromhex(hex_id) for hex_id in self.similar.get(path.lstrip(b"/"), [])]
+                pending = self._store(pieces, hasher, path, info, similar, sqlite=True, source=source)
         except (sqlite3.Error, ValueError) as err:
             _skip(result, path, f"SQLite online backup failed: {err}")
             return None
@@ -338,11 +371,18 @@ class _Run:
         return same and all(bytes.fromhex(cid) in self.index for cid in previous.chunks)
 
     def _store(
-        self, pieces: Iterable[memoryview], hasher: ContentHasher, path: bytes, info: os.stat_result, **fields: object
+        self,
+        pieces: Iterable[memoryview],
+        hasher: ContentHasher,
+        path: bytes,
+        info: os.stat_result,
+        similar: list[bytes] | None = None,
+        **fields: object,
     ) -> _PendingFile:
         """Queue every chunk of a file; the returned entry is filled in once the chunk store has them all.
 
         `pieces` feeds `hasher` as it reads, so the content hash is complete when the last chunk is stored.
+        `similar[i]`, when present, is a stored chunk like the i-th (see `ChunkStore.add`).
         """
         pending = _PendingFile()
 
@@ -353,8 +393,8 @@ class _Run:
 
         digest = self.store.begin_file(done)
         try:
-            for chunk in pieces:
-                self.store.add(digest, chunk)
+            for position, chunk in enumerate(pieces):
+                self.store.add(digest, chunk, similar[position] if similar and position < len(similar) else None)
                 self.bytes_read += len(chunk)
                 self.progress(len(self.entries), self.bytes_read)
         except BaseException:

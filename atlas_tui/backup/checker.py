@@ -23,7 +23,7 @@ from pathlib import Path
 from atlas_tui.backup.errors import BackupError, CorruptData
 from atlas_tui.backup.models import DamagedPack, Entry, IntegrityResult, Snapshot, VerifyResult
 from atlas_tui.backup.packs import pack_path, read_pack_header
-from atlas_tui.backup.repository import IndexEntry, Repository
+from atlas_tui.backup.repository import IndexEntry, Repository, with_bases
 from atlas_tui.backup.restorer import Restorer
 
 __all__ = ["check_integrity", "verify_snapshot"]
@@ -93,7 +93,7 @@ def check_integrity(
             check; an exception it raises stops the check.
     """
     index = repository.load_index()
-    needed = {snapshot_id: _chunk_ids(repository.load_snapshot(snapshot_id)) for snapshot_id in snapshot_ids}
+    needed = {snapshot_id: _snapshot_chunks(repository, snapshot_id, index) for snapshot_id in snapshot_ids}
     by_pack: dict[str, set[bytes]] = defaultdict(set)
     result = IntegrityResult(snapshots=snapshot_ids)
     missing: set[bytes] = set()
@@ -151,8 +151,17 @@ def _check_pack(
         problems.append(str(err))
     bad = 0
     for identifier in identifiers:
+        location = index[identifier]
         try:
-            repository.read_chunk(index[identifier], identifier, pack=data)
+            repository.open_chunk(
+                location,
+                identifier,
+                memoryview(data)[location.offset : location.offset + location.length],
+                base_loader=lambda base_id, child=location: _base_for_check(repository, base_id, index, child, data),
+            )
+        except _BaseUnreadable:
+            # The base's own pack is checked too and reported with the damage.
+            continue
         except CorruptData as err:
             bad += 1
             if bad == 1:
@@ -162,13 +171,28 @@ def _check_pack(
     return "; ".join(problems), bad
 
 
+class _BaseUnreadable(Exception):
+    """The base of a delta chunk failed its checks; the damage is in the base's pack."""
+
+
+def _base_for_check(
+    repository: Repository, base_id: bytes, index: dict[bytes, IndexEntry], child: IndexEntry, data: bytes
+) -> bytes:
+    try:
+        return repository.read_base(base_id, index, child, data)
+    except (CorruptData, OSError) as err:
+        if base_id not in index:
+            raise
+        raise _BaseUnreadable(str(err)) from err
+
+
 def _name_affected_snapshots(
     repository: Repository, damaged: dict[str, DamagedPack], index: dict[bytes, IndexEntry], missing: set[bytes]
 ) -> None:
     if not damaged:
         return
     for snapshot_id in repository.snapshot_ids():
-        for identifier in _chunk_ids(repository.load_snapshot(snapshot_id)):
+        for identifier in _snapshot_chunks(repository, snapshot_id, index):
             location = index.get(identifier)
             pack_id = _MISSING if identifier in missing or location is None else location.pack_id
             report = damaged.get(pack_id)
@@ -176,8 +200,24 @@ def _name_affected_snapshots(
                 report.snapshots.append(snapshot_id)
 
 
+def _snapshot_chunks(repository: Repository, snapshot_id: str, index: dict[bytes, IndexEntry]) -> set[bytes]:
+    """Return every chunk a snapshot needs, delta bases included.
+
+    When a manifest chunk is damaged the entries cannot be read: the manifest chunks
+    alone are returned, so that the check still reaches and names the damaged pack.
+    """
+    try:
+        snapshot = repository.load_snapshot(snapshot_id)
+    except CorruptData as err:
+        logger.warning("integrity cannot read the entries of snapshot id=%s error=%s", snapshot_id, err)
+        snapshot = repository.load_snapshot(snapshot_id, entries=False)
+    return with_bases(_chunk_ids(snapshot), index)
+
+
 def _chunk_ids(snapshot: Snapshot) -> set[bytes]:
-    return {bytes.fromhex(hex_id) for entry in snapshot.entries for hex_id in entry.chunks}
+    used = {bytes.fromhex(hex_id) for hex_id in snapshot.manifest_chunks or ()}
+    used.update(bytes.fromhex(hex_id) for entry in snapshot.entries for hex_id in entry.chunks)
+    return used
 
 
 def _compare(repository: Repository, path: bytes, entry: Entry) -> str:

@@ -2,7 +2,7 @@
 
 `ChunkReader.iter_chunks(entry)` yields a file's chunk plaintexts in order. Each is
 read with `pread`, then authenticated, decrypted, decompressed and checked against
-its id. `pread`, AES-GCM, zstd and BLAKE3 release the GIL, so several writer
+its id; a delta chunk first reads its base chunk the same way. `pread`, AES-GCM, zstd and BLAKE3 release the GIL, so several writer
 threads can each read their own file at the same time. Every thread keeps its own
 small set of open pack files, so no descriptor is shared between threads.
 """
@@ -74,7 +74,17 @@ class ChunkReader:
                 f"pack {location.pack_id} chunk {identifier.hex()}: the pack ends before the chunk does; "
                 "run `backup-manager integrity` to find the damage"
             )
-        return self.repository.open_chunk(location, identifier, sealed)
+        loader = None
+        if location.base is not None:
+
+            def loader(base_id: bytes) -> bytes:
+                base = self.index.get(base_id)
+                if base is None or base.base is not None:
+                    # read_base names what is wrong with the base.
+                    return self.repository.read_base(base_id, self.index, location)
+                return self._load(base, base_id)
+
+        return self.repository.open_chunk(location, identifier, sealed, base_loader=loader)
 
     def _pack_fd(self, pack_id: str) -> int:
         files: OrderedDict[str, int] | None = getattr(self._local, "files", None)

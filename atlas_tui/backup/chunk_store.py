@@ -3,7 +3,9 @@
 The archiver's thread reads files, hashes their content and cuts chunks, then
 hands each chunk to `ChunkStore.add`, which groups chunks into batches. Worker
 threads compute each chunk's id, decide under a lock whether the chunk is new,
-and compress and encrypt new ones. BLAKE3, zstd and AES-GCM release the GIL, so
+and compress and encrypt new ones. A chunk added with a similar stored chunk (the
+same offset of a database in the parent snapshot) is stored as a delta against it
+when that is small. BLAKE3, zstd and AES-GCM release the GIL, so
 the workers run beside the reading thread. Batches are taken back in the order
 they were added, so each file's chunk list follows its bytes.
 
@@ -27,8 +29,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from atlas_tui.backup.crypto import seal
-from atlas_tui.backup.errors import BackupError
+from atlas_tui.backup.crypto import seal, seal_delta
+from atlas_tui.backup.errors import BackupError, CorruptData
 from atlas_tui.backup.heap import fix_mmap_threshold
 from atlas_tui.backup.packs import PackInfo, PackWriter, chunk_associated
 from atlas_tui.backup.repository import IndexEntry, Repository
@@ -60,7 +62,7 @@ class FileDigest:
     on_done: Callable[[FileDigest], None] | None = None
 
 
-_Batch = list[tuple[FileDigest, "memoryview | bytes"]]
+_Batch = list[tuple[FileDigest, "memoryview | bytes", "bytes | None"]]
 
 
 class ChunkStore:
@@ -90,15 +92,21 @@ class ChunkStore:
         """Start a file; `on_done` gets its digest once every chunk is stored."""
         return FileDigest(on_done=on_done)
 
-    def add(self, digest: FileDigest, chunk: memoryview | bytes) -> None:
+    def add(self, digest: FileDigest, chunk: memoryview | bytes, similar: bytes | None = None) -> None:
         """Queue the next chunk of a file, waiting for older chunks when the queue is full.
+
+        Args:
+            similar: Id of a stored chunk that probably shares most of its bytes with this
+                one, such as the chunk at the same offset of the same database in the parent
+                snapshot. A new chunk is then stored as a delta against it (or against its base,
+                so that no delta depends on another delta) when that is at most half its size.
 
         Raises:
             BackupError: a worker failed to write a pack.
         """
         digest.open_chunks += 1
         digest.size += len(chunk)
-        self._batch.append((digest, chunk))
+        self._batch.append((digest, chunk, similar))
         self._batch_bytes += len(chunk)
         if self._batch_bytes >= BATCH_BYTES or len(self._batch) >= BATCH_CHUNKS:
             self._submit()
@@ -158,7 +166,7 @@ class ChunkStore:
     def _prepare(self, batch: _Batch) -> list[bytes]:
         """Return the id of each chunk in the batch, sealing and writing the new ones; runs on a worker."""
         identifiers = []
-        for _, chunk in batch:
+        for _, chunk, similar in batch:
             identifier = self.repository.chunk_id(chunk)
             identifiers.append(identifier)
             with self._lock:
@@ -166,16 +174,41 @@ class ChunkStore:
                 if new:
                     self._claimed.add(identifier)
             if new:
-                self._write(identifier, seal(self.repository.key, chunk, chunk_associated(identifier)), len(chunk))
+                associated = chunk_associated(identifier)
+                base, sealed = self._delta(chunk, associated, similar) if similar else (None, None)
+                if sealed is None:
+                    sealed = seal(self.repository.key, chunk, associated)
+                self._write(identifier, sealed, len(chunk), base)
         return identifiers
 
-    def _write(self, identifier: bytes, sealed: bytes, raw_length: int) -> None:
+    def _delta(
+        self, chunk: memoryview | bytes, associated: bytes, similar: bytes
+    ) -> tuple[bytes | None, bytes | None]:
+        """Return the base id and the sealed delta of a chunk, or (None, None) to store it whole."""
+        location = self.index.get(similar)
+        if location is None:
+            return None, None
+        base = location.base or similar
+        if location.base is not None:
+            location = self.index.get(base)
+            if location is None:
+                return None, None
+        try:
+            base_plain = self.repository.read_chunk(location, base)
+        except (OSError, CorruptData) as err:
+            # The chunk is then stored whole; integrity reports the damaged base.
+            logger.warning("delta base unreadable, chunk stored whole base=%s error=%s", base.hex(), err)
+            return None, None
+        sealed = seal_delta(self.repository.key, chunk, associated, base, base_plain)
+        return (base, sealed) if sealed is not None else (None, None)
+
+    def _write(self, identifier: bytes, sealed: bytes, raw_length: int, base: bytes | None = None) -> None:
         """Append a sealed chunk to this worker's pack; runs on a worker thread."""
         thread = threading.get_ident()
         writer = self._writers.get(thread)
         if writer is None:
             writer = self._writers[thread] = PackWriter(self.repository.path, self.repository.key)
-        writer.add_sealed(identifier, sealed, raw_length)
+        writer.add_sealed(identifier, sealed, raw_length, base)
         with self._lock:
             self.new_chunks += 1
             self.new_bytes += len(sealed)
@@ -192,7 +225,7 @@ class ChunkStore:
             # not take a failed pack write (a full disk) for one.
             raise BackupError(f"writing packs to {self.repository.path / 'data'} failed: {err}") from err
         self._queued_bytes -= size
-        for (digest, _), identifier in zip(batch, identifiers):
+        for (digest, _, _), identifier in zip(batch, identifiers):
             digest.chunks.append(identifier.hex())
             digest.open_chunks -= 1
             self._complete_if_done(digest)

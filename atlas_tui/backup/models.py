@@ -251,10 +251,13 @@ class Snapshot(SnapshotSummary):
     """A snapshot manifest under `snapshots/`, written last in a run."""
 
     entries: list[Entry] = Field(default_factory=list)
+    manifest_chunks: list[str] | None = None
+    """Ids of the chunks that hold `entries` as JSON arrays, in order; the file then stores no
+    entries. None in manifests written before entries moved into chunks."""
 
     def summary(self) -> SnapshotSummary:
         """Return the snapshot without its entries."""
-        return SnapshotSummary.model_validate(self.model_dump(exclude={"entries"}))
+        return SnapshotSummary.model_validate(self.model_dump(exclude={"entries", "manifest_chunks"}))
 
 
 class BackupSetSpec(_Model):

@@ -4,7 +4,7 @@ Layout of `data/<first two hex digits>/<pack id>`:
 
     magic "ATLASPK1"
     sealed chunk, sealed chunk, ...          (each: nonce, ciphertext, tag)
-    sealed header                            (list of chunk id, offset, length, raw length)
+    sealed header                            (list of chunk id, offset, length, raw length, base)
     header length (uint32 little-endian), magic "ATLASPKH"
 
 The pack id is the SHA-256 of the whole file, so a flipped byte anywhere shows as
@@ -29,6 +29,11 @@ PACK_MAGIC = b"ATLASPK1"
 TRAILER_MAGIC = b"ATLASPKH"
 _TRAILER = struct.Struct("<I8s")
 _HEADER_ENTRY = struct.Struct("<32sQII")
+_HEADER_ENTRY_WITH_BASE = struct.Struct("<32sQII32s")
+_HEADER_WITH_BASES = b"ATLASHB1"
+"""Starts a header whose records carry a base chunk id (zeros for none); written only when a
+pack holds a delta chunk, so packs without one keep the first header layout."""
+_NO_BASE = bytes(32)
 _HEADER_ASSOCIATED = b"atlas-pack-header"
 
 
@@ -42,6 +47,8 @@ class PackEntry:
     """Sealed length in bytes."""
     raw_length: int
     """Plaintext length in bytes."""
+    base: bytes | None = None
+    """Id of the chunk a delta chunk is stored against, None for a chunk stored on its own."""
 
 
 @dataclass
@@ -81,16 +88,26 @@ class PackWriter:
         self.add_sealed(chunk_id, sealed, len(plaintext))
         return len(sealed)
 
-    def add_sealed(self, chunk_id: bytes, sealed: bytes, raw_length: int) -> None:
-        """Append a chunk that the caller sealed with `chunk_associated(chunk_id)`."""
-        self._entries.append(PackEntry(chunk_id, self.size, len(sealed), raw_length))
+    def add_sealed(self, chunk_id: bytes, sealed: bytes | memoryview, raw_length: int, base: bytes | None = None) -> None:
+        """Append a chunk that the caller sealed with `chunk_associated(chunk_id)`.
+
+        Args:
+            base: The base chunk's id when the chunk is sealed as a delta.
+        """
+        self._entries.append(PackEntry(chunk_id, self.size, len(sealed), raw_length, base))
         self._append(sealed)
 
     def finish(self) -> PackInfo:
         """Write the header, fsync and rename the pack to its content hash."""
-        table = b"".join(
-            _HEADER_ENTRY.pack(entry.chunk_id, entry.offset, entry.length, entry.raw_length) for entry in self._entries
-        )
+        if any(entry.base for entry in self._entries):
+            table = _HEADER_WITH_BASES + b"".join(
+                _HEADER_ENTRY_WITH_BASE.pack(e.chunk_id, e.offset, e.length, e.raw_length, e.base or _NO_BASE)
+                for e in self._entries
+            )
+        else:
+            table = b"".join(
+                _HEADER_ENTRY.pack(e.chunk_id, e.offset, e.length, e.raw_length) for e in self._entries
+            )
         header = seal(self._key, table, _HEADER_ASSOCIATED)
         self._append(header)
         self._append(_TRAILER.pack(len(header), TRAILER_MAGIC))
@@ -122,6 +139,12 @@ def read_pack_header(data: bytes, key: MasterKey, pack_id: str) -> list[PackEntr
     if magic != TRAILER_MAGIC or header_start < len(PACK_MAGIC):
         raise CorruptData(f"pack {pack_id}: damaged trailer")
     table = open_sealed(key, data[header_start : len(data) - _TRAILER.size], _HEADER_ASSOCIATED, f"pack {pack_id} header")
+    if table.startswith(_HEADER_WITH_BASES) and (len(table) - len(_HEADER_WITH_BASES)) % _HEADER_ENTRY_WITH_BASE.size == 0:
+        records = memoryview(table)[len(_HEADER_WITH_BASES) :]
+        return [
+            PackEntry(chunk_id, offset, length, raw_length, None if base == _NO_BASE else base)
+            for chunk_id, offset, length, raw_length, base in _HEADER_ENTRY_WITH_BASE.iter_unpack(records)
+        ]
     if len(table) % _HEADER_ENTRY.size:
         raise CorruptData(f"pack {pack_id}: header length {len(table)} is not a whole number of entries")
     return [PackEntry(*fields) for fields in _HEADER_ENTRY.iter_unpack(table)]

@@ -6,7 +6,9 @@
 2. delete the manifests of snapshots that `retention.select_kept` does not keep;
 3. sort every pack on disk by the chunks that the index places in it: all used
    (kept), none used or not indexed at all (deleted), some used (rewritten);
-4. copy the used chunks of rewritten packs into new packs;
+4. copy the used chunks of rewritten packs into new packs, as sealed, after
+   authenticating them (a chunk is used when a kept snapshot names it or a used
+   delta chunk is stored against it);
 5. write one index file naming every used chunk, then remove the older index files;
 6. delete the unused and rewritten packs.
 
@@ -30,7 +32,7 @@ from pathlib import Path
 from atlas_tui.backup.atomic import TEMP_PREFIX
 from atlas_tui.backup.models import CleanupResult, RetentionPolicy, Snapshot
 from atlas_tui.backup.packs import PACK_MAGIC, PackEntry, PackInfo, PackWriter, pack_path
-from atlas_tui.backup.repository import IndexEntry, Repository
+from atlas_tui.backup.repository import IndexEntry, Repository, with_bases
 from atlas_tui.backup.retention import select_kept
 
 __all__ = ["Pruner"]
@@ -58,6 +60,7 @@ class Pruner:
 
     def __init__(self, repository: Repository) -> None:
         self.repository = repository
+        self._index: dict[bytes, IndexEntry] = {}
 
     def cleanup(self, policy: RetentionPolicy, *, now: float, dry_run: bool = False) -> CleanupResult:
         """Remove the snapshots `policy` does not keep and the data only they used.
@@ -115,7 +118,10 @@ class Pruner:
 
     def _plan(self, used: set[bytes]) -> _Plan:
         by_pack: dict[str, list[tuple[bytes, IndexEntry]]] = defaultdict(list)
-        for identifier, entry in self.repository.load_index().items():
+        index = self.repository.load_index()
+        self._index = index
+        used = with_bases(used, index)
+        for identifier, entry in index.items():
             by_pack[entry.pack_id].append((identifier, entry))
         plan = _Plan()
         on_disk = self.repository.pack_ids()
@@ -143,7 +149,10 @@ class Pruner:
             for pack_id in plan.rewrite:
                 data = pack_path(self.repository.path, pack_id).read_bytes()
                 for identifier, entry in plan.used_in[pack_id]:
-                    writer.add(identifier, self.repository.read_chunk(entry, identifier, pack=data))
+                    # Authenticated first, then copied as sealed, so a delta chunk stays a delta.
+                    self.repository.read_chunk(entry, identifier, pack=data, index=self._index)
+                    sealed = memoryview(data)[entry.offset : entry.offset + entry.length]
+                    writer.add_sealed(identifier, sealed, entry.raw_length, entry.base)
                     if writer.size >= self.repository.config.pack_size:
                         finished.append(writer.finish())
                         writer = PackWriter(self.repository.path, self.repository.key)
@@ -160,7 +169,7 @@ class Pruner:
         """Write one index file for the used chunks, then remove every older index file."""
         old = self.repository.index_files()
         packs = [
-            PackInfo(pack_id, [PackEntry(identifier, entry.offset, entry.length, entry.raw_length)
+            PackInfo(pack_id, [PackEntry(identifier, entry.offset, entry.length, entry.raw_length, entry.base)
                                for identifier, entry in plan.used_in[pack_id]])
             for pack_id in plan.keep
         ]
@@ -185,4 +194,8 @@ class Pruner:
 
 
 def _used_chunks(snapshots: Iterable[Snapshot]) -> set[bytes]:
-    return {bytes.fromhex(hex_id) for snapshot in snapshots for entry in snapshot.entries for hex_id in entry.chunks}
+    used = set()
+    for snapshot in snapshots:
+        used.update(bytes.fromhex(hex_id) for hex_id in snapshot.manifest_chunks or ())
+        used.update(bytes.fromhex(hex_id) for entry in snapshot.entries for hex_id in entry.chunks)
+    return used

@@ -30,7 +30,7 @@ import pydantic_core
 from pydantic import ValidationError
 
 from atlas_tui.backup.atomic import TEMP_PREFIX, fsync_dir, write_atomic
-from atlas_tui.backup.crypto import ContentHasher, MasterKey, chunk_id, open_sealed, seal
+from atlas_tui.backup.crypto import BaseLoader, ContentHasher, MasterKey, chunk_id, open_sealed, seal
 from atlas_tui.backup.errors import (
     CorruptData,
     KeyNotFound,
@@ -53,7 +53,7 @@ from atlas_tui.backup.models import (
 )
 from atlas_tui.backup.packs import PackInfo, chunk_associated, pack_path, read_pack_header
 
-__all__ = ["IndexEntry", "Repository"]
+__all__ = ["IndexEntry", "Repository", "sealed_file_associated", "with_bases"]
 
 _INDEX_ASSOCIATED = b"atlas-index"
 
@@ -67,6 +67,18 @@ class IndexEntry(NamedTuple):
     offset: int
     length: int
     raw_length: int
+    base: bytes | None = None
+    """Id of the chunk a delta chunk is stored against (see `crypto.seal_delta`)."""
+
+
+def with_bases(identifiers: set[bytes], index: dict[bytes, IndexEntry]) -> set[bytes]:
+    """Return `identifiers` plus the base chunk of every delta among them, which reading them needs."""
+    bases = set()
+    for identifier in identifiers:
+        location = index.get(identifier)
+        if location is not None and location.base is not None:
+            bases.add(location.base)
+    return identifiers | bases
 
 
 class Repository:
@@ -78,6 +90,8 @@ class Repository:
         self.key = key
         self.key_id = key_id
         """Id of the key file that opened the repository."""
+        self._index: dict[bytes, IndexEntry] | None = None
+        self._index_names: tuple[Path, ...] = ()
 
     @classmethod
     def init(
@@ -183,33 +197,52 @@ class Repository:
     def load_index(self) -> dict[bytes, IndexEntry]:
         """Read every index file into a map from chunk id to location.
 
+        The map is kept until an index file is added or removed (by any process), so
+        reading manifests and then backing up reads the index once. Callers must not
+        change it.
+
         Raises:
             CorruptData: an index file fails authentication.
         """
+        names = tuple(self._names("index"))
+        if self._index is not None and self._index_names == names:
+            return self._index
+        self.forget_index()
         index: dict[bytes, IndexEntry] = {}
         with collector_paused():
-            self._read_index_files(index)
+            self._read_index_files(index, names)
         release_free_memory()
+        self._index, self._index_names = index, names
         return index
 
-    def _read_index_files(self, index: dict[bytes, IndexEntry]) -> None:
-        for path in self._names("index"):
+    def forget_index(self) -> None:
+        """Drop the index that `load_index` keeps, so its memory can go back."""
+        self._index, self._index_names = None, ()
+
+    def _read_index_files(self, index: dict[bytes, IndexEntry], paths: tuple[Path, ...]) -> None:
+        for path in paths:
             sealed = path.read_bytes()
             plain = open_sealed(self.key, sealed, _INDEX_ASSOCIATED, f"index {path.name}")
             for pack_id, rows in json.loads(plain).items():
                 pack_id = sys.intern(pack_id)
-                for hex_id, offset, length, raw_length in rows:
-                    index[bytes.fromhex(hex_id)] = IndexEntry(pack_id, offset, length, raw_length)
+                for row in rows:
+                    # A fifth field names the base of a delta chunk.
+                    base = bytes.fromhex(row[4]) if len(row) > 4 else None
+                    index[bytes.fromhex(row[0])] = IndexEntry(pack_id, row[1], row[2], row[3], base)
 
     def write_index(self, packs: list[PackInfo]) -> Path:
         """Write one index file naming the chunks of `packs` and return its path."""
         document = {
-            info.pack_id: [[e.chunk_id.hex(), e.offset, e.length, e.raw_length] for e in info.entries]
+            info.pack_id: [
+                [e.chunk_id.hex(), e.offset, e.length, e.raw_length, *([e.base.hex()] if e.base else [])]
+                for e in info.entries
+            ]
             for info in packs
         }
         sealed = seal(self.key, json.dumps(document).encode(), _INDEX_ASSOCIATED)
         path = self.path / "index" / secrets.token_hex(16)
         write_atomic(path, sealed)
+        self.forget_index()
         return path
 
     def index_files(self) -> list[Path]:
@@ -238,11 +271,19 @@ class Repository:
             if not path.name.startswith(TEMP_PREFIX)
         )
 
-    def read_chunk(self, entry: IndexEntry, expected_id: bytes, pack: bytes | None = None) -> bytes:
+    def read_chunk(
+        self,
+        entry: IndexEntry,
+        expected_id: bytes,
+        pack: bytes | None = None,
+        *,
+        index: dict[bytes, IndexEntry] | None = None,
+    ) -> bytes:
         """Read, authenticate and return one chunk's plaintext.
 
         Args:
             pack: The pack's bytes when the caller has read them already.
+            index: Locates the base of a delta chunk; without it a delta chunk is an error.
 
         Raises:
             CorruptData: the chunk fails authentication or its id does not match.
@@ -253,16 +294,45 @@ class Repository:
                 sealed: bytes | memoryview = handle.read(entry.length)
         else:
             sealed = memoryview(pack)[entry.offset : entry.offset + entry.length]
-        return self.open_chunk(entry, expected_id, sealed)
+        loader = None
+        if index is not None:
 
-    def open_chunk(self, entry: IndexEntry, expected_id: bytes, sealed: bytes | memoryview) -> bytes:
+            def loader(base_id: bytes) -> bytes:
+                return self.read_base(base_id, index, entry, pack)
+
+        return self.open_chunk(entry, expected_id, sealed, base_loader=loader)
+
+    def read_base(
+        self, base_id: bytes, index: dict[bytes, IndexEntry], child: IndexEntry, pack: bytes | None = None
+    ) -> bytes:
+        """Read the base chunk of the delta chunk at `child`; `pack` holds the child's pack when read already.
+
+        Raises:
+            CorruptData: the base is not in the index, is itself a delta, or fails its checks.
+        """
+        location = index.get(base_id)
+        if location is None:
+            raise CorruptData(
+                f"pack {child.pack_id}: base chunk {base_id.hex()} of a delta chunk is not in the index"
+            )
+        if location.base is not None:
+            raise CorruptData(f"pack {location.pack_id} chunk {base_id.hex()}: a delta's base is itself a delta")
+        same = pack if pack is not None and location.pack_id == child.pack_id else None
+        return self.read_chunk(location, base_id, same)
+
+    def open_chunk(
+        self, entry: IndexEntry, expected_id: bytes, sealed: bytes | memoryview, *, base_loader: BaseLoader | None = None
+    ) -> bytes:
         """Authenticate and decrypt one sealed chunk read from `entry`'s pack, and check its id.
+
+        Args:
+            base_loader: Returns the plaintext of a delta chunk's base.
 
         Raises:
             CorruptData: the chunk fails authentication or its id does not match.
         """
         description = f"pack {entry.pack_id} chunk {expected_id.hex()}"
-        plain = open_sealed(self.key, sealed, chunk_associated(expected_id), description)
+        plain = open_sealed(self.key, sealed, chunk_associated(expected_id), description, base_loader=base_loader)
         if self.chunk_id(plain) != expected_id:
             raise CorruptData(f"{description}: content does not match the chunk id")
         return plain
@@ -271,12 +341,15 @@ class Repository:
         """Return the ids of every snapshot, oldest first."""
         return sorted((path.name for path in self._names("snapshots")), key=_snapshot_order)
 
-    def load_snapshot(self, snapshot_id: str) -> Snapshot:
+    def load_snapshot(self, snapshot_id: str, *, entries: bool = True) -> Snapshot:
         """Read one snapshot manifest.
+
+        Args:
+            entries: Read the entries too; without them the snapshot is as cheap as its summary.
 
         Raises:
             SnapshotNotFound: no snapshot has this id.
-            CorruptData: the manifest fails authentication.
+            CorruptData: the manifest or one of its chunks fails authentication.
         """
         path = self.path / "snapshots" / snapshot_id
         if "/" in snapshot_id or not path.is_file():
@@ -290,11 +363,48 @@ class Repository:
                 del plain
                 items = document.pop("entries", [])
                 snapshot = Snapshot.model_validate(document)
-                snapshot.entries = Entry.from_manifest(items)
+                if entries and snapshot.manifest_chunks is None:
+                    snapshot.entries = Entry.from_manifest(items)
+                del items
+                if entries and snapshot.manifest_chunks is not None:
+                    snapshot.entries = self._manifest_entries(snapshot)
         except (ValueError, TypeError, binascii.Error) as err:
             raise CorruptData(f"snapshot {snapshot_id}: the manifest is not valid: {err}") from err
         release_free_memory()
         return snapshot
+
+    def _manifest_entries(self, snapshot: Snapshot) -> list[Entry]:
+        """Read the entries of a snapshot from its manifest chunks.
+
+        A cleanup in another process may have moved chunks since the index was read,
+        so a chunk that is not found is looked up once more in a fresh index.
+        """
+        assert snapshot.manifest_chunks is not None
+        entries: list[Entry] = []
+        for hex_id in snapshot.manifest_chunks:
+            identifier = bytes.fromhex(hex_id)
+            try:
+                plain = self._read_indexed(identifier, snapshot.id, self.load_index())
+            except CorruptData:
+                self.forget_index()
+                plain = self._read_indexed(identifier, snapshot.id, self.load_index())
+            entries.extend(Entry.from_manifest(pydantic_core.from_json(plain, cache_strings="all")))
+        return entries
+
+    def _read_indexed(self, identifier: bytes, snapshot_id: str, index: dict[bytes, IndexEntry]) -> bytes:
+        location = index.get(identifier)
+        if location is None:
+            raise CorruptData(
+                f"snapshot {snapshot_id}: manifest chunk {identifier.hex()} is not in the index; "
+                "run `backup-manager integrity` to find the damage"
+            )
+        try:
+            return self.read_chunk(location, identifier, index=index)
+        except OSError as err:
+            raise CorruptData(
+                f"snapshot {snapshot_id}: manifest chunk {identifier.hex()} in pack {location.pack_id} cannot be "
+                f"read ({err.strerror or err}); run `backup-manager integrity` to find the damage"
+            ) from err
 
     def latest_snapshot(self) -> Snapshot:
         """Return the newest snapshot; failed runs write none, so it is ok or partial.
@@ -313,12 +423,16 @@ class Repository:
             SnapshotNotFound: no successful snapshot is that old; the message names the oldest one.
         """
         # Ids order snapshots by whole seconds only, so the manifests' own times decide.
-        successful = [snapshot for snapshot in map(self.load_snapshot, self.snapshot_ids()) if snapshot.status == "ok"]
+        successful = [
+            snapshot
+            for snapshot in (self.load_snapshot(snapshot_id, entries=False) for snapshot_id in self.snapshot_ids())
+            if snapshot.status == "ok"
+        ]
         if not successful:
             raise SnapshotNotFound(f"no successful snapshots in {self.path} yet; run `backup-manager backup` first")
         candidates = [snapshot for snapshot in successful if snapshot.time <= moment]
         if candidates:
-            return max(candidates, key=lambda snapshot: snapshot.time)
+            return self.load_snapshot(max(candidates, key=lambda snapshot: snapshot.time).id)
         oldest = min(successful, key=lambda snapshot: snapshot.time)
         raise SnapshotNotFound(
             f"no successful snapshot at or before {_iso(moment)}; the oldest is {oldest.id} "
@@ -346,13 +460,28 @@ class Repository:
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
         """Write a snapshot manifest atomically."""
-        document = Snapshot.__pydantic_serializer__.to_json(snapshot)
+        # Entries kept in manifest chunks are not repeated in the file.
+        exclude = {"entries"} if snapshot.manifest_chunks is not None else None
+        document = Snapshot.__pydantic_serializer__.to_json(snapshot, exclude=exclude)
         sealed = seal(self.key, document, _snapshot_associated(snapshot.id))
         write_atomic(self.path / "snapshots" / snapshot.id, sealed)
 
     def _names(self, folder: str) -> list[Path]:
         directory = self.path / folder
         return sorted(path for path in directory.iterdir() if not path.name.startswith(TEMP_PREFIX))
+
+
+def sealed_file_associated(folder: str, name: str) -> bytes:
+    """Return the associated data of the sealed file `name` in the folder `index` or `snapshots`.
+
+    Raises:
+        ValueError: `folder` is another folder.
+    """
+    if folder == "index":
+        return _INDEX_ASSOCIATED
+    if folder == "snapshots":
+        return _snapshot_associated(name)
+    raise ValueError(f"no sealed files in folder {folder!r}; expected index or snapshots")
 
 
 def _iso(moment: float) -> str:
