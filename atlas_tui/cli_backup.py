@@ -123,7 +123,9 @@ def add_actions(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     cleanup = _action(actions, "cleanup", "apply the retention settings, then delete data no snapshot uses")
     cleanup.add_argument("--dry-run", action="store_true", help="list what would be removed and change nothing")
     _action(actions, "status", "show the last run of each backup set, the repository size and snapshot count")
-    _add_key_actions(_action(actions, "key", "add, list or remove the passphrases that open the repository"))
+    _add_key_actions(
+        _action(actions, "key", "add, list or remove the passphrases that open the repository, or rotate the data key")
+    )
     verify = _action(actions, "verify", "restore a snapshot into a temporary directory and compare it")
     verify.add_argument("--id", required=True, metavar="ID", help="snapshot id")
     integrity = _action(actions, "integrity", "read and authenticate every chunk a snapshot uses")
@@ -171,6 +173,14 @@ def _add_key_actions(key: argparse.ArgumentParser) -> None:
     _action(key_actions, "list", "list the keys; the one that opened the repository is marked")
     remove = _action(key_actions, "remove", "remove a key; the last key and the key in use are kept")
     remove.add_argument("key_id", metavar="ID", help="key id from `key list`")
+    rotate = _action(
+        key_actions, "rotate",
+        "re-encrypt every pack, index and snapshot under a new data key; run it again to finish an interrupted one",
+    )
+    rotate.add_argument(
+        "--yes", action="store_true",
+        help="delete the keys of other passphrases without asking; they cannot be sealed under the new data key",
+    )
 
 
 def _moment(text: str) -> float:
@@ -483,6 +493,10 @@ def _next_run_line(item: SetPlan, now: float) -> str:
 def _cmd_key(args: argparse.Namespace, config: Config, now: float) -> int:
     from atlas_tui.backup.passphrase import read_new_passphrase
 
+    if args.key_command == "rotate":
+        from atlas_tui.cli_backup_rotate import run_key_rotate
+
+        return run_key_rotate(args, _repository_path(args, config), _passphrase(args, config.backup), now)
     repository = _open(args, config)
     if args.key_command == "list":
         keys = repository.list_keys()

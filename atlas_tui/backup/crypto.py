@@ -44,6 +44,7 @@ __all__ = [
     "MasterKey",
     "chunk_id",
     "open_sealed",
+    "reseal",
     "seal",
     "seal_delta",
 ]
@@ -93,6 +94,8 @@ class MasterKey:
     """BLAKE2b key of chunk ids and file content hashes."""
     chunker: bytes
     """Seed of the chunker's gear table."""
+    previous: tuple[bytes, ...] = ()
+    """Encryption keys that an unfinished `key rotate` replaced; `open_sealed` falls back to them."""
 
     @classmethod
     def generate(cls) -> MasterKey:
@@ -100,19 +103,22 @@ class MasterKey:
         return cls(os.urandom(KEY_BYTES), os.urandom(KEY_BYTES), os.urandom(KEY_BYTES))
 
     def to_bytes(self) -> bytes:
-        """Serialise the three keys in order."""
-        return self.encryption + self.chunk_id + self.chunker
+        """Serialise the three keys in order, then the previous encryption keys."""
+        return self.encryption + self.chunk_id + self.chunker + b"".join(self.previous)
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> MasterKey:
         """Parse the output of `to_bytes`.
 
         Raises:
-            CorruptData: `raw` has the wrong length.
+            CorruptData: `raw` is shorter than three keys or not a whole number of keys.
         """
-        if len(raw) != 3 * KEY_BYTES:
-            raise CorruptData(f"master key has {len(raw)} bytes, expected {3 * KEY_BYTES}")
-        return cls(raw[:KEY_BYTES], raw[KEY_BYTES : 2 * KEY_BYTES], raw[2 * KEY_BYTES :])
+        if len(raw) < 3 * KEY_BYTES or len(raw) % KEY_BYTES:
+            raise CorruptData(
+                f"master key has {len(raw)} bytes, expected {3 * KEY_BYTES} plus a multiple of {KEY_BYTES}"
+            )
+        previous = tuple(raw[start : start + KEY_BYTES] for start in range(3 * KEY_BYTES, len(raw), KEY_BYTES))
+        return cls(raw[:KEY_BYTES], raw[KEY_BYTES : 2 * KEY_BYTES], raw[2 * KEY_BYTES : 3 * KEY_BYTES], previous)
 
 
 def chunk_id(key: MasterKey, data: bytes | memoryview, algorithm: ChunkHash = "blake2b") -> bytes:
@@ -208,14 +214,48 @@ def open_sealed(
     raise CorruptData(f"{description}: unknown compression flag {flag}")
 
 
+def reseal(key: MasterKey, sealed: bytes | memoryview, associated: bytes, description: str) -> bytes | None:
+    """Re-encrypt an object sealed under one of `key.previous` under `key.encryption`, with a fresh nonce.
+
+    The plaintext is kept byte for byte, flag included, so payloads of any flag pass through.
+
+    Returns:
+        The new sealed object, or None when the object already opens with `key.encryption`.
+
+    Raises:
+        CorruptData: neither the current nor a previous encryption key authenticates the object.
+    """
+    raw = memoryview(sealed)
+    if len(raw) < NONCE_BYTES + 17:
+        raise CorruptData(f"{description}: sealed object is {len(raw)} bytes, too short to be valid")
+    nonce, body = raw[:NONCE_BYTES], raw[NONCE_BYTES:]
+    try:
+        _cipher(key.encryption).decrypt(nonce, body, associated)
+    except InvalidTag:
+        pass
+    else:
+        return None
+    for previous in key.previous:
+        try:
+            plain = _cipher(previous).decrypt(nonce, body, associated)
+        except InvalidTag:
+            continue
+        fresh = secrets.token_bytes(NONCE_BYTES)
+        return fresh + _cipher(key.encryption).encrypt(fresh, plain, associated)
+    raise CorruptData(f"{description}: authentication failed, the stored bytes were changed or damaged")
+
+
 def _decrypt(key: MasterKey, sealed: bytes | memoryview, associated: bytes, description: str) -> bytes:
     raw = memoryview(sealed)
     if len(raw) < NONCE_BYTES + 17:
         raise CorruptData(f"{description}: sealed object is {len(raw)} bytes, too short to be valid")
-    try:
-        return _cipher(key.encryption).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], associated)
-    except InvalidTag as err:
-        raise CorruptData(f"{description}: authentication failed, the stored bytes were changed or damaged") from err
+    # The current key first; the previous keys open objects that an unfinished `key rotate` has not reached.
+    for encryption in (key.encryption, *key.previous):
+        try:
+            return _cipher(encryption).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], associated)
+        except InvalidTag:
+            continue
+    raise CorruptData(f"{description}: authentication failed, the stored bytes were changed or damaged")
 
 
 @functools.lru_cache(maxsize=16)

@@ -10,6 +10,7 @@
         ├── SnapshotNotFound     no snapshot with the id, none for `--latest`, none old enough for `--at`
         ├── KeyNotFound          `key remove` with an id that no key file has
         ├── KeyRemovalRejected   `key remove` of the last key or of the key in use
+        ├── KeyRotationRejected  `key rotate` while other key files exist, without confirmation to remove them
         ├── UnsafeRestorePath    a restore would write outside the target directory
         ├── CorruptData          a pack, index or snapshot failed authentication or its hash
         ├── ChunkerUnavailable   the compiled chunker was not built
@@ -29,6 +30,7 @@ __all__ = [
     "CorruptData",
     "KeyNotFound",
     "KeyRemovalRejected",
+    "KeyRotationRejected",
     "PassphraseMissing",
     "RepositoryExists",
     "RepositoryLocked",
@@ -104,6 +106,22 @@ class KeyNotFound(BackupError):
 
 class KeyRemovalRejected(BackupError):
     """Raised when `key remove` would delete the last key or the key that opened the repository."""
+
+
+class KeyRotationRejected(BackupError):
+    """Raised when `key rotate` finds key files of other passphrases and removing them was not confirmed.
+
+    Those files seal the old master key under passphrases this command does not have,
+    so they can neither be sealed again nor be left to open the repository.
+    """
+
+    def __init__(self, path: str, key_ids: list[str]) -> None:
+        self.path = path
+        self.key_ids = key_ids
+        super().__init__(
+            f"key rotate of {path} would remove the keys of other passphrases: {', '.join(key_ids)}; "
+            "remove them first with `backup-manager key remove ID`, or pass --yes to remove them during the rotation"
+        )
 
 
 class UnsafeRestorePath(BackupError):

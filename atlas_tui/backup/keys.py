@@ -3,8 +3,10 @@
 Each file under `keys/` contains the same master key, sealed with AES-256-GCM under
 a key that scrypt derives from one passphrase and the file's salt. Adding a
 passphrase adds a file, and removing one deletes a file, so data is never
-re-encrypted for either. The associated data binds a key file to its repository id
-and key id, so a key file copied from another repository does not open here.
+re-encrypted for either. `key rotate` seals a master key with a new encryption
+key into the file of the passphrase in use (`rewrite_key_file`). The associated
+data binds a key file to its repository id and key id, so a key file copied from
+another repository does not open here.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from atlas_tui.backup.crypto import KEY_BYTES, NONCE_BYTES, MasterKey
 from atlas_tui.backup.errors import CorruptData, WrongPassphrase
 from atlas_tui.backup.models import KdfParams, KeyFile
 
-__all__ = ["create_key_file", "list_key_files", "open_master_key"]
+__all__ = ["create_key_file", "list_key_files", "open_master_key", "rewrite_key_file"]
 
 _SCRYPT_MAX_MEMORY = 1024 * 1024 * 1024
 
@@ -38,11 +40,30 @@ def create_key_file(
     """Seal `master` under `passphrase` and write it as a new file in `keys_dir`."""
     kdf = KdfParams(salt=os.urandom(16), n=scrypt_n)
     key_id = secrets.token_hex(8)
-    wrapping = _derive(passphrase, kdf)
-    nonce = os.urandom(NONCE_BYTES)
-    sealed = nonce + AESGCM(wrapping).encrypt(nonce, master.to_bytes(), _associated(repository_id, key_id))
+    sealed = _seal_master(master, passphrase, kdf, _associated(repository_id, key_id))
     key_file = KeyFile(id=key_id, created=now, hostname=socket.gethostname(), kdf=kdf, sealed_master=sealed)
     write_atomic(keys_dir / key_id, key_file.model_dump_json(indent=2).encode())
+    return key_file
+
+
+def rewrite_key_file(keys_dir: Path, repository_id: str, key_id: str, master: MasterKey, passphrase: bytes) -> KeyFile:
+    """Seal `master` under `passphrase` again into the existing key file `key_id`, replacing it atomically.
+
+    The id, creation time, host and scrypt cost stay. The salt and the nonce are new.
+
+    Raises:
+        CorruptData: the key file is not valid JSON of the expected shape.
+        FileNotFoundError: no key file has this id.
+    """
+    path = keys_dir / key_id
+    try:
+        current = KeyFile.model_validate_json(path.read_bytes())
+    except ValidationError as err:
+        raise CorruptData(f"key file {path} is invalid: {err.error_count()} problems") from err
+    kdf = current.kdf.model_copy(update={"salt": os.urandom(16)})
+    sealed = _seal_master(master, passphrase, kdf, _associated(repository_id, key_id))
+    key_file = current.model_copy(update={"kdf": kdf, "sealed_master": sealed})
+    write_atomic(path, key_file.model_dump_json(indent=2).encode())
     return key_file
 
 
@@ -88,6 +109,11 @@ def list_key_files(keys_dir: Path) -> list[KeyFile]:
         except ValidationError as err:
             raise CorruptData(f"key file {path} is invalid: {err.error_count()} problems") from err
     return sorted(key_files, key=lambda key_file: (key_file.created, key_file.id))
+
+
+def _seal_master(master: MasterKey, passphrase: bytes, kdf: KdfParams, associated: bytes) -> bytes:
+    nonce = os.urandom(NONCE_BYTES)
+    return nonce + AESGCM(_derive(passphrase, kdf)).encrypt(nonce, master.to_bytes(), associated)
 
 
 def _derive(passphrase: bytes, kdf: KdfParams) -> bytes:
