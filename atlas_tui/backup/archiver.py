@@ -34,7 +34,7 @@ from atlas_tui.backup.chunk_store import ChunkStore, FileDigest
 from atlas_tui.backup.chunker import Chunker
 from atlas_tui.backup.crypto import ContentHasher
 from atlas_tui.backup.heap import collector_paused, release_free_memory
-from atlas_tui.backup.manifest import encode_piece, manifest_pieces, similar_pieces
+from atlas_tui.backup.manifest import encode_piece, manifest_pieces, same_piece, similar_pieces
 from atlas_tui.backup.models import (
     BackupRequest,
     BackupResult,
@@ -168,7 +168,9 @@ class _Run:
         self.chunker = chunker
         self.index: dict[bytes, IndexEntry] = repository.load_index()
         self.store = ChunkStore(repository, self.index)
-        self.cache = {entry.path: entry for entry in parent.entries if entry.type == "file"} if parent else {}
+        self.cache = {entry.path: entry for entry in parent.entries} if parent else {}
+        """The parent's entries by path: files whose stat fields are unchanged, and directories,
+        links and special files whose stat fields are all unchanged, are taken from it."""
         self.similar = {entry.path: entry.chunks for entry in previous.entries if entry.sqlite} if previous else {}
         """The chunk ids of each database in the newest snapshot, also in a full run: a
         changed chunk of the new copy is stored as a delta against the one at its offset."""
@@ -227,14 +229,19 @@ class _Run:
         `previous` that ends with the same path.
         """
         similar = similar_pieces(previous)
-        digests = []
+        digests: list[FileDigest | str] = []
         for piece in manifest_pieces(self.resolved_entries()):
+            old_piece, old_id = similar.get(piece[-1].path, ((), None))
+            if old_id is not None and old_id in self.index and same_piece(piece, old_piece):
+                # Every entry came from the parent unchanged: the parent's chunk is this piece.
+                digests.append(old_id.hex())
+                continue
             digest = self.store.begin_file()
-            self.store.add(digest, encode_piece(piece), similar.get(piece[-1].path))
+            self.store.add(digest, encode_piece(piece), old_id)
             self.store.end_file(digest)
             digests.append(digest)
         self.store.drain()
-        return [digest.chunks[0] for digest in digests]
+        return [digest if isinstance(digest, str) else digest.chunks[0] for digest in digests]
 
     def resolved_entries(self) -> list[Entry]:
         """Return the entries of every set processed so far."""
@@ -268,7 +275,7 @@ class _Run:
                 if (info.st_dev, info.st_ino) == self._repository_inode:
                     logger.info("backup leaves out the repository itself path=%s", os.fsdecode(path))
                     continue
-                yield _entry(path, info, "dir")
+                yield self._reused(path, info, "dir") or _entry(path, info, "dir")
                 stack.extend(reversed(self._children(path, spec, result)))
             elif stat.S_ISREG(info.st_mode):
                 entry = self._file(path, info, spec, result)
@@ -290,7 +297,29 @@ class _Run:
             names = [name for name in names if not _is_sidecar(name, present)]
         return [os.path.join(path, name) for name in names]
 
+    def _reused(self, path: bytes, info: os.stat_result, kind: EntryType) -> Entry | None:
+        """Return the parent's entry of a directory, link or special file whose stat fields are unchanged.
+
+        A link's target and a device's number cannot change without a new ctime.
+        """
+        previous = self.cache.get(path.lstrip(b"/"))
+        if (
+            previous is not None
+            and previous.type == kind
+            and previous.ctime_ns == info.st_ctime_ns
+            and previous.mtime_ns == info.st_mtime_ns
+            and previous.inode == info.st_ino
+            and previous.mode == stat.S_IMODE(info.st_mode)
+            and previous.uid == info.st_uid
+            and previous.gid == info.st_gid
+        ):
+            return previous
+        return None
+
     def _other(self, path: bytes, info: os.stat_result, result: SetResult) -> Entry | None:
+        reused = self._reused(path, info, _special_type(info.st_mode))
+        if reused is not None:
+            return reused
         if stat.S_ISLNK(info.st_mode):
             try:
                 target = os.readlink(path)
@@ -307,7 +336,7 @@ class _Run:
     ) -> Entry | _PendingFile | None:
         previous = self.cache.get(path.lstrip(b"/"))
         try:
-            if previous is not None and not previous.sqlite and self._unchanged(previous, info):
+            if previous is not None and previous.type == "file" and not previous.sqlite and self._unchanged(previous, info):
                 return previous
             if spec.sqlite and is_sqlite_file(path):
                 return self._database(path, info, result, previous)
@@ -471,6 +500,8 @@ def _entry(path: bytes, info: os.stat_result, kind: EntryType, **fields: object)
 
 
 def _special_type(mode: int) -> EntryType:
+    if stat.S_ISLNK(mode):
+        return "symlink"
     if stat.S_ISFIFO(mode):
         return "fifo"
     if stat.S_ISSOCK(mode):

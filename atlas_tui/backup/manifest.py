@@ -3,7 +3,7 @@
 A snapshot of 42,000 files has about 18 MB of entries. Stored whole in each
 snapshot file, they cost about 4 MiB of compressed data per run even when one
 file changed. Instead the entries are cut into pieces, and each piece is stored
-as a chunk that holds a JSON array. An unchanged piece is the same chunk as in the
+as a chunk that contains a JSON array. An unchanged piece is the same chunk as in the
 parent snapshot and costs nothing. A changed piece is stored as a delta against
 the parent's piece with the same last path.
 
@@ -21,7 +21,7 @@ from pydantic import TypeAdapter
 
 from atlas_tui.backup.models import Entry, Snapshot
 
-__all__ = ["MAX_PIECE_ENTRIES", "PIECE_ENTRIES", "encode_piece", "manifest_pieces", "similar_pieces"]
+__all__ = ["MAX_PIECE_ENTRIES", "PIECE_ENTRIES", "encode_piece", "manifest_pieces", "same_piece", "similar_pieces"]
 
 PIECE_ENTRIES = 1024
 """Average entries per piece, about 440 KB of JSON for files with one chunk."""
@@ -48,15 +48,20 @@ def encode_piece(piece: Sequence[Entry]) -> bytes:
     return _ENTRIES.dump_json(list(piece))
 
 
-def similar_pieces(parent: Snapshot | None) -> dict[bytes, bytes]:
-    """Map the last path of each of the parent's pieces to that piece's chunk id.
+def similar_pieces(parent: Snapshot | None) -> dict[bytes, tuple[Sequence[Entry], bytes]]:
+    """Map the last path of each of the parent's pieces to that piece and its chunk id.
 
-    Empty when the parent keeps its entries in the snapshot file, or when its pieces
-    were cut by other rules than these.
+    The map is empty when the parent keeps its entries in the snapshot file, or when
+    other rules than these cut its pieces.
     """
     if parent is None or not parent.manifest_chunks:
         return {}
     pieces = manifest_pieces(parent.entries)
     if len(pieces) != len(parent.manifest_chunks):
         return {}
-    return {piece[-1].path: bytes.fromhex(hex_id) for piece, hex_id in zip(pieces, parent.manifest_chunks)}
+    return {piece[-1].path: (piece, bytes.fromhex(hex_id)) for piece, hex_id in zip(pieces, parent.manifest_chunks)}
+
+
+def same_piece(piece: Sequence[Entry], other: Sequence[Entry]) -> bool:
+    """Return True when two pieces hold the same entry objects, as when a run reused every entry of its parent."""
+    return len(piece) == len(other) and all(mine is theirs for mine, theirs in zip(piece, other))

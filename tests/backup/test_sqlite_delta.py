@@ -215,3 +215,24 @@ def test_unchanged_run_reuses_manifest_chunks(repository: Repository, tmp_path: 
     assert [entry.path for entry in repository.load_snapshot(third.id).entries] == [
         entry.path for entry in repository.load_snapshot(first.id).entries
     ]
+
+
+def test_changed_directory_entry_not_reused(repository: Repository, tmp_path: Path) -> None:
+    """A directory that gained a file gets a new entry; an untouched one keeps the parent's."""
+    source = build_tree(tmp_path / "src")
+    first = Archiver(repository).run(BackupRequest(sets=[BackupSetSpec(name="files", paths=[source])], now=START))
+    (source / "docs" / "added.txt").write_bytes(b"new\n")
+    second = Archiver(repository).run(BackupRequest(sets=[BackupSetSpec(name="files", paths=[source])], now=START + 60))
+    assert first.id is not None
+    assert second.id is not None
+
+    def directories(snapshot_id: str) -> dict[bytes, int]:
+        entries = repository.load_snapshot(snapshot_id).entries
+        return {entry.path: entry.mtime_ns for entry in entries if entry.type == "dir"}
+
+    before, after = directories(first.id), directories(second.id)
+    docs = next(path for path in after if path.endswith(b"src/docs"))
+    deep = next(path for path in after if path.endswith(b"docs/deep"))
+    assert after[docs] == (source / "docs").stat().st_mtime_ns
+    assert after[docs] != before[docs]
+    assert after[deep] == before[deep]
