@@ -261,6 +261,7 @@ def verify_job(
     trigger: RunTrigger,
     now: float,
     locked: bool,
+    progress: ProgressCallback | None = None,
 ) -> VerifyResult:
     """Test-restore `snapshot` into a temporary directory, compare it and record the run as `kind`.
 
@@ -268,6 +269,8 @@ def verify_job(
         kind: `verify` for a check started by hand, `test_restore` for the schedule's.
         locked: Hold the repository lock during the check, so a cleanup cannot
             delete packs under it. The schedule sets it.
+        progress: See `verify_snapshot`. An exception it raises stops the check, and the
+            row is failed with it.
 
     Raises:
         RepositoryLocked: `locked` and another live process holds the lock; no row stays behind.
@@ -279,13 +282,14 @@ def verify_job(
     try:
         if locked:
             with repository.lock(now=now):
-                result = verify_snapshot(repository, snapshot)
+                result = verify_snapshot(repository, snapshot, progress=progress)
         else:
-            result = verify_snapshot(repository, snapshot)
+            result = verify_snapshot(repository, snapshot, progress=progress)
     except RepositoryLocked:
         recorder.discard(run_id)
         raise
-    except (BackupError, OSError) as err:
+    except BaseException as err:
+        # Also a cancelled progress callback, so that no row stays `running`.
         recorder.fail([run_id], err)
         raise
     at = recorder.clock()
@@ -299,9 +303,19 @@ def verify_job(
 
 
 def check_job(
-    repository: Repository, snapshot_ids: list[str], recorder: RunRecorder, *, trigger: RunTrigger, now: float
+    repository: Repository,
+    snapshot_ids: list[str],
+    recorder: RunRecorder,
+    *,
+    trigger: RunTrigger,
+    now: float,
+    progress: Callable[[int, int], None] | None = None,
 ) -> IntegrityResult:
     """Read and authenticate every chunk of the snapshots and record one `integrity` run.
+
+    Args:
+        progress: See `check_integrity`. An exception it raises stops the check, and the
+            row is failed with it.
 
     Raises:
         BackupError, OSError: the check could not run; the row is failed with the error.
@@ -311,8 +325,9 @@ def check_job(
     single = snapshot_ids[0] if len(snapshot_ids) == 1 else None
     run_id = recorder.start("integrity", trigger, now, snapshot_id=single)
     try:
-        result = check_integrity(repository, snapshot_ids)
-    except (BackupError, OSError) as err:
+        result = check_integrity(repository, snapshot_ids, progress=progress)
+    except BaseException as err:
+        # Also a cancelled progress callback, so that no row stays `running`.
         recorder.fail([run_id], err)
         raise
     at = recorder.clock()

@@ -3,10 +3,10 @@
 The pane calls `read` and `run_job` from Textual thread workers, never from the UI
 thread. `read` opens the repository with the passphrase, lists its snapshots and
 measures it, then adds the store's backup run records (`console.backup_history`).
-`run_job` runs a backup, a verify (`verify_snapshot`) or an integrity
-check (`check_integrity`) as `backup-manager` does, and reports progress through
-the engine's callbacks. A backup goes through `jobs.backup_job`, so it is recorded in
-the store like one from `backup-manager` or the schedule. Invariants:
+`run_job` runs a backup, a verify or an integrity check through `jobs.backup_job`,
+`jobs.verify_job` and `jobs.check_job`, as `backup-manager` does, and reports
+progress through the engine's callbacks. Each is recorded in the store like one
+from `backup-manager` or the schedule. Invariants:
 
 - The repository and the sets come from the config as in `atlas backup`
   (`jobs.repository_path`, `jobs.configured_sets`).
@@ -39,7 +39,7 @@ from atlas_tui.backup.errors import (
     SnapshotNotFound,
     WrongPassphrase,
 )
-from atlas_tui.backup.jobs import RunRecorder, backup_job, configured_sets, repository_path
+from atlas_tui.backup.jobs import RunRecorder, backup_job, check_job, configured_sets, repository_path, verify_job
 from atlas_tui.backup.models import BackupRequest, RunStatus, SnapshotSummary
 from atlas_tui.backup.passphrase import read_passphrase
 from atlas_tui.config import Config
@@ -217,11 +217,13 @@ class LocalBackups:
         repository = self._open()
         if request.kind == "backup":
             return self._backup(repository, request, now, pacer)
-        # TODO: verify and integrity from the console write no run records yet. Run them through
-        # jobs.verify_job and jobs.check_job, as the CLI does, once those take a progress callback.
-        if request.kind == "verify":
-            return self._verify(repository, request, pacer)
-        return self._integrity(repository, request, pacer)
+        recorder = RunRecorder.open(self._data_dir, repository=repository.path)
+        try:
+            if request.kind == "verify":
+                return self._verify(repository, request, now, pacer, recorder)
+            return self._integrity(repository, request, now, pacer, recorder)
+        finally:
+            recorder.close()
 
     def _backup(self, repository: Repository, request: JobRequest, now: float, pacer: _ProgressPacer) -> JobOutcome:
         sets = configured_sets(self._config.backup, self._data_dir)
@@ -235,20 +237,25 @@ class LocalBackups:
             recorder.close()
         return JobOutcome(request=request, status=result.status, elapsed=pacer.elapsed(), backup=result)
 
-    def _verify(self, repository: Repository, request: JobRequest, pacer: _ProgressPacer) -> JobOutcome:
-        from atlas_tui.backup.checker import verify_snapshot
-
+    def _verify(
+        self, repository: Repository, request: JobRequest, now: float, pacer: _ProgressPacer, recorder: RunRecorder
+    ) -> JobOutcome:
         snapshot = repository.load_snapshot(request.snapshot_id or "")
         non_links = sum(1 for entry in snapshot.entries if entry.type != "symlink")
         pacer.set_totals(items=non_links + len(snapshot.entries), size=2 * snapshot.bytes)
-        result = verify_snapshot(repository, snapshot, progress=pacer.entries_and_bytes)
+        result = verify_job(
+            repository, snapshot, recorder, kind="verify", trigger="manual", now=now, locked=False,
+            progress=pacer.entries_and_bytes,
+        )
         return JobOutcome(request=request, status=result.status, elapsed=pacer.elapsed(), verify=result)
 
-    def _integrity(self, repository: Repository, request: JobRequest, pacer: _ProgressPacer) -> JobOutcome:
-        from atlas_tui.backup.checker import check_integrity
-
+    def _integrity(
+        self, repository: Repository, request: JobRequest, now: float, pacer: _ProgressPacer, recorder: RunRecorder
+    ) -> JobOutcome:
         pacer.set_unit("packs")
-        result = check_integrity(repository, [request.snapshot_id or ""], progress=pacer.packs)
+        result = check_job(
+            repository, [request.snapshot_id or ""], recorder, trigger="manual", now=now, progress=pacer.packs
+        )
         status: JobStatus = "ok" if result.ok else "failed"
         return JobOutcome(request=request, status=status, elapsed=pacer.elapsed(), integrity=result)
 
@@ -301,7 +308,7 @@ class _ProgressPacer:
                 # backup_job marks the run's rows failed on this error and re-raises it.
                 raise RunCancelled("backup stopped because the console quit")
             # Not a BackupError: verify_snapshot reports those as a failed check, not as a stop.
-            raise _CheckCancelled()
+            raise _CheckCancelled(f"{self._request.kind} stopped because the console quit")
         now = self._monotonic()
         if self._reported_at is not None and now - self._reported_at < PROGRESS_INTERVAL:
             self._progress = self._progress.model_copy(update=fields)

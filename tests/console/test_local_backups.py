@@ -14,7 +14,7 @@ from atlas_tui.console.backup_models import JobProgress, JobRequest
 from atlas_tui.console.local_backups import LocalBackups
 from atlas_tui.console.remote_backups import REMOTE_ONLY_TEXT, RemoteBackups
 from atlas_tui.config import Config
-from storage.backup_runs import finish_run, start_run
+from storage.backup_runs import finish_run, recent_runs, start_run
 from storage.db import open_store
 from tests.console.backup_fixtures import PASSPHRASE, BackupSetup, make_backup_setup, without_passphrase
 
@@ -114,6 +114,25 @@ class TestRunRecords:
         assert outcome.backup is not None
         assert read.snapshots[0].new_bytes == outcome.backup.new_bytes_stored > 0
         assert read.sets[0].next_run == NOW + setup.config.backup.backup_frequency
+
+    def test_checks_are_recorded(self, setup: BackupSetup) -> None:
+        """Verify and integrity from the pane are recorded like those of `backup-manager`, a cancel as failed."""
+        backups = LocalBackups(setup.config, setup.data_dir)
+        snapshot_id = _backup(backups)
+        for kind in ("verify", "integrity"):
+            backups.run_job(JobRequest(kind=kind, snapshot_id=snapshot_id), NOW, lambda p: None, _never_cancelled)
+        backups.run_job(JobRequest(kind="verify", snapshot_id=snapshot_id), NOW, lambda p: None, lambda: True)
+        conn = open_store(setup.data_dir)
+        try:
+            runs = recent_runs(conn, repository=str(setup.repository))
+        finally:
+            conn.close()
+        checks = sorted((run.kind, run.status, run.snapshot_id, run.error or "") for run in runs if run.kind != "backup")
+        assert checks == [
+            ("integrity", "ok", snapshot_id, ""),
+            ("verify", "failed", snapshot_id, "verify stopped because the console quit"),
+            ("verify", "ok", snapshot_id, ""),
+        ]
 
     def test_failed_run_after_snapshot(self, setup: BackupSetup) -> None:
         """A failed run newer than the last snapshot shows as the set's last run; last ok stays."""
