@@ -54,6 +54,7 @@ from atlas_tui.logs import configure_logging
 from atlas_tui.reload import ConfigReloader, ReloadableSender
 from collectors.scheduler import FAILURE_LOG_INTERVAL
 from storage.alerts import delete_old_history
+from storage.backup_runs import delete_old_runs
 from storage.db import DB_FILENAME, connect, open_store, prepare_data_dir
 from storage.metrics import apply_retention, update_rollups
 from storage.outbox import apply_outbox_retention
@@ -565,12 +566,14 @@ def _maintain_store(
     """Fill rollups, delete expired rows and checkpoint the WAL, in one worker thread.
 
     Besides samples and rollups, this expires alert history older than 90 days and
-    moves undeliverable notices to the dead-letter list (deleting old finished ones).
+    moves undeliverable notices to the dead-letter list (deleting old finished ones),
+    and deletes backup run records older than 90 days.
     """
     rollups = update_rollups(conn, now)
     deleted = apply_retention(conn, now, raw_keep=raw_keep, rollup_keep=rollup_keep)
     deleted += delete_old_history(conn, now)
     deleted += apply_outbox_retention(conn, now)
+    deleted += delete_old_runs(conn, now)
     busy, _log_frames, _checkpointed = checkpoint(conn)
     return _MaintenanceReport(rollups=rollups, deleted=deleted, checkpoint_busy=busy)
 

@@ -14,8 +14,9 @@ logs` and the console's Backups pane read them. Invariants:
   next `start_run` or `recover_interrupted`.
 - Times are UTC epoch seconds, sizes bytes. Readers leave no transaction open.
 
-NOTE: rows are never deleted. A daily schedule adds a few rows per day, but a
-frequency of seconds grows the table without bound.
+- `delete_old_runs`, from the daemon's store maintenance, deletes finished rows older
+  than `RUN_RETENTION` except the newest row and the newest `ok` row of each kind,
+  set and repository, which the schedule, the metrics and the pane read.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ __all__ = [
     "RunOwner",
     "RunState",
     "RunTrigger",
+    "RUN_RETENTION",
+    "delete_old_runs",
     "discard_run",
     "finish_run",
     "first_run_by_set",
@@ -237,6 +240,42 @@ def discard_run(conn: sqlite3.Connection, run_id: int) -> None:
     with transaction(conn):
         conn.execute("DELETE FROM backup_run_log WHERE run_id = ?", (run_id,))
         conn.execute("DELETE FROM backup_runs WHERE id = ?", (run_id,))
+
+
+RUN_RETENTION = 90 * 86400.0
+"""Seconds that finished run records and their log lines are kept."""
+
+_OLD_RUNS = """
+    SELECT id FROM backup_runs
+     WHERE status != 'running' AND started < ?
+       AND id NOT IN (SELECT max(id) FROM backup_runs GROUP BY repository, kind, set_name)
+       AND id NOT IN (SELECT max(id) FROM backup_runs WHERE status = 'ok' GROUP BY repository, kind, set_name)
+     ORDER BY id
+     LIMIT ?
+"""
+
+
+def delete_old_runs(conn: sqlite3.Connection, now: float, *, keep: float = RUN_RETENTION, batch_size: int = 500) -> int:
+    """Delete finished runs started more than `keep` seconds ago, with their log lines, and return how many.
+
+    The newest run and the newest successful run of each kind, set and repository
+    stay whatever their age, so a set backed up rarely keeps its last success.
+    **Writes**, in batches of at most `batch_size` runs, each in its own BEGIN
+    IMMEDIATE transaction.
+    """
+    deleted = 0
+    while True:
+        with transaction(conn):
+            ids = [row[0] for row in conn.execute(_OLD_RUNS, (now - keep, batch_size))]
+            if ids:
+                marks = ",".join("?" * len(ids))
+                conn.execute(f"DELETE FROM backup_run_log WHERE run_id IN ({marks})", ids)
+                conn.execute(f"DELETE FROM backup_runs WHERE id IN ({marks})", ids)
+        deleted += len(ids)
+        if len(ids) < batch_size:
+            if deleted:
+                logger.info("backup run records deleted runs=%d older_than_s=%d", deleted, keep)
+            return deleted
 
 
 def recover_interrupted(

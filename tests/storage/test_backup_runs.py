@@ -14,6 +14,7 @@ import pytest
 
 from storage.backup_runs import (
     INTERRUPTED,
+    RUN_RETENTION,
     LogLine,
     RunOwner,
     discard_run,
@@ -23,6 +24,7 @@ from storage.backup_runs import (
     last_runs_by_set,
     last_snapshot_finished,
     last_success_by_set,
+    delete_old_runs,
     owner_gone,
     recent_runs,
     recent_runs_at_level,
@@ -196,3 +198,20 @@ def test_killed_process_recovered(tmp_path: Path, store: sqlite3.Connection) -> 
     assert after == [run_id]
     assert late is False
     assert (run.status, run.error) == ("failed", INTERRUPTED)
+
+
+def test_old_runs_deleted_newest_kept(store: sqlite3.Connection) -> None:
+    """Runs older than the retention go with their log lines; each set's newest run and newest success stay."""
+    day = 86400.0
+    for offset, status in ((0, "ok"), (day, "ok"), (2 * day, "failed"), (3 * day, "failed")):
+        run_id = start_run(store, kind="backup", trigger="scheduled", now=T0 + offset, set_name="node", repository=REPO)
+        finish_run(store, run_id, status=status, now=T0 + offset + 5, log=[LogLine(ts=T0, level="info", message="x")])
+    running = start_run(store, kind="cleanup", trigger="scheduled", now=T0, repository=REPO)
+
+    deleted = delete_old_runs(store, T0 + RUN_RETENTION + 4 * day, batch_size=1)
+
+    kept = sorted((run.started - T0) / day for run in recent_runs(store) if run.kind == "backup")
+    assert deleted == 2
+    assert kept == [1.0, 3.0]
+    assert [run.run_id for run in recent_runs(store, kind="cleanup")] == [running]
+    assert store.execute("SELECT count(*) FROM backup_run_log").fetchone()[0] == 2
