@@ -517,7 +517,7 @@ class Supervisor:
 
         return ConfigReloader(
             self.config_path, self.config, pipeline=pipeline, service=alerting.service,
-            sender=alerting.sender, app=app, on_applied=applied,
+            sender=alerting.sender, app=app, on_applied=applied, backup=lambda: self._backup,
         )
 
 

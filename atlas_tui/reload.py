@@ -10,7 +10,9 @@ from the alert service's next cycle. New channels replace the outbox sender, who
 in-flight sends get its stop grace while unsent notices stay queued. New collector
 settings rebuild the collectors on the open store. Analytics apps and their ingest
 keys, storage retention, the maintenance interval and the history length are read
-where they are used. Every other top-level key, such as `port` and `api`, needs a
+where they are used. A new `backup` section changes the running backup schedule's
+sets, frequency, retention and passphrase source (its repository directory needs a
+restart). Every other top-level key, such as `port` and `api`, needs a
 restart, so its running value stays and the reload logs which keys it kept. The data
 directory is not part of the config and cannot change either.
 
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from atlas_tui.alerts.service import AlertService
+    from atlas_tui.backup.service import BackupService
     from atlas_tui.collection import CollectionPipeline
 
 __all__ = ["LIVE_KEYS", "ConfigChange", "ConfigReloader", "ReloadableSender", "compare_configs", "read_config"]
@@ -52,6 +55,7 @@ LIVE_KEYS = frozenset(
         "storage",
         "max_history_hours",
         "metrics_refresh_interval",
+        "backup",
     }
 )
 """Top-level config keys a reload applies; a change to any other key needs a restart."""
@@ -151,6 +155,7 @@ class ConfigReloader:
         sender: ReloadableSender,
         app: FastAPI | None,
         on_applied: Callable[[Config], None],
+        backup: Callable[[], BackupService | None] = lambda: None,
     ) -> None:
         """Keep the components a reload changes.
 
@@ -162,6 +167,8 @@ class ConfigReloader:
             sender: Replaced when channels change.
             app: The API app, whose `state.config` (and analytics state) is updated.
             on_applied: Called with the new config after it was applied.
+            backup: Returns the running backup schedule, given the new `backup` section;
+                None when the daemon started without one.
         """
         self.path = path
         self.running = running
@@ -170,6 +177,7 @@ class ConfigReloader:
         self._sender = sender
         self._app = app
         self._on_applied = on_applied
+        self._backup = backup
         self._task: asyncio.Task[None] | None = None
         self._again = False
 
@@ -227,6 +235,12 @@ class ConfigReloader:
             _update_app(self._app, config)
         if "channels" in changed:
             await self._sender.replace(config)
+        if "backup" in changed:
+            schedule = self._backup()
+            if schedule is not None:
+                schedule.reconfigure(config.backup)
+            else:
+                logger.warning("backup schedule not running: it starts with the new backup section after a restart")
 
 
 def _update_app(app: FastAPI, config: Config) -> None:

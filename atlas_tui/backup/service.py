@@ -23,8 +23,10 @@ Invariants:
   under a temporary name and renamed.
 - Only `run()` reads the clock.
 
-NOTE: the daemon builds the service from the config it started with. A SIGHUP
-reload does not change the backup schedule; restart the daemon for that.
+- `reconfigure` (the daemon's SIGHUP reload) replaces the sets, the schedule, the
+  retention and the passphrase source from the next cycle on. A job already running
+  finishes with the settings it started with. The repository directory stays until
+  a restart.
 """
 
 from __future__ import annotations
@@ -191,6 +193,9 @@ class BackupService:
         """True when `run()` returned while a job thread was still running."""
         self.last_plan: SchedulePlan | None = None
         """The plan of the newest cycle."""
+        self.backup_config = backup
+        """The `backup` section in force; `for_daemon`'s repository opener reads its passphrase source."""
+        self._reconfigured = asyncio.Event()
         self._listeners: list[Callable[[BackupEvent], None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._action: DueAction | None = None
@@ -212,11 +217,37 @@ class BackupService:
         from atlas_tui.backup.repository import Repository
 
         path = repository_path(backup, data_dir)
+        service: BackupService
 
         def open_repository() -> Repository:
-            return Repository.open(path, read_passphrase(backup, None, prompt=False))
+            return Repository.open(path, read_passphrase(service.backup_config, None, prompt=False))
 
-        return cls(backup, data_dir, repository=path, open_repository=open_repository)
+        service = cls(backup, data_dir, repository=path, open_repository=open_repository)
+        return service
+
+    def reconfigure(self, backup: BackupConfig) -> None:
+        """Apply a reloaded `backup` section from the next cycle on; call it on the event loop.
+
+        A new repository directory is logged and ignored until a restart, because the
+        run records and metrics of the running one would mix with it.
+        """
+        configured = repository_path(backup, self.data_dir)
+        if configured != self.repository:
+            logger.warning(
+                "backup repository change needs a restart running=%s configured=%s; the running one stays",
+                self.repository, configured,
+            )
+        self.backup_config = backup
+        self.sets = configured_sets(backup, self.data_dir)
+        self.settings = ScheduleSettings.from_config(backup, self.sets)
+        self.schedule = BackupSchedule(self.settings)
+        self.policy = retention_policy(backup)
+        self._reconfigured.set()
+        logger.info(
+            "backup schedule reconfigured repository=%s sets=%s frequency_s=%g test_restores=%s",
+            self.repository, ",".join(item.name for item in self.sets), self.settings.frequency,
+            self.settings.test_restores,
+        )
 
     async def run(self) -> None:
         """Plan, write metrics and start due jobs until `stop()`.
@@ -304,11 +335,15 @@ class BackupService:
             wake = min(wake, plan.next_wakeup)
         if now < self._deferred_until:
             wake = min(wake, self._deferred_until)
-        waiters: list[asyncio.Future[object]] = [asyncio.ensure_future(self._stopping.wait())]
+        waiters: list[asyncio.Future[object]] = [
+            asyncio.ensure_future(self._stopping.wait()), asyncio.ensure_future(self._reconfigured.wait()),
+        ]
         if self._job is not None:
             waiters.append(self._job)  # type: ignore[arg-type]
         await asyncio.wait(waiters, timeout=max(wake - now, 0.0), return_when=asyncio.FIRST_COMPLETED)
         waiters[0].cancel()
+        waiters[1].cancel()
+        self._reconfigured.clear()
         if self._job is not None and self._job.done():
             self._finish_job(self._job)
 

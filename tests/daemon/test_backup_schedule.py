@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 import time
@@ -83,3 +84,42 @@ def test_daemon_backs_up_on_schedule(
     assert any(run.kind == "test_restore" and run.status == "ok" for run in runs)
     assert "backup schedule started" in daemon.log()
     assert "backup schedule stopped" in daemon.log()
+
+
+def test_sighup_changes_backup_schedule(
+    tmp_path: Path, start_daemon: Callable[..., DaemonProcess]
+) -> None:
+    """A reloaded backup section adds a set and a shorter frequency without a restart."""
+    first, second = build_tree(tmp_path / "first"), build_tree(tmp_path / "second", seed=2)
+    repository = tmp_path / "repo"
+    Repository.init(repository, PASSPHRASE.encode(), now=time.time(), chunker=SMALL_CHUNKS, scrypt_n=2**10)
+    passphrase_file = tmp_path / "passphrase"
+    passphrase_file.write_text(PASSPHRASE + "\n", encoding="utf-8")
+    backup: dict[str, object] = {
+        "repository": str(repository),
+        "passphrase_file": str(passphrase_file),
+        "backup_frequency": "24h",
+        "test_restores_enabled": False,
+        "sets": [{"name": "first", "paths": [str(first)], "priority": 10}],
+    }
+    daemon = start_daemon({"collectors": {"system": {"interval": "0.5s"}}, "backup": backup}, "--no-api")
+    assert daemon.wait_for_log("daemon started"), daemon.log()
+    assert poll(lambda: len(scheduled_snapshots(repository)) == 1, timeout=20.0), daemon.log()
+
+    backup["backup_frequency"] = "2s"
+    backup["sets"] = [*backup["sets"], {"name": "second", "paths": [str(second)], "priority": 5}]  # type: ignore[misc]
+    config_path = daemon.log_path.parent / "config.json"
+    config_path.write_text(json.dumps({"collectors": {"system": {"interval": "0.5s"}}, "backup": backup}))
+    daemon.proc.send_signal(signal.SIGHUP)
+    reloaded = daemon.wait_for_log("backup schedule reconfigured")
+
+    def second_set_backed_up() -> bool:
+        runs = read_store(daemon.data_dir, lambda conn: recent_runs(conn, 100, kind="backup"))
+        return isinstance(runs, list) and any(run.set_name == "second" and run.status == "ok" for run in runs)
+
+    backed_up = poll(second_set_backed_up, timeout=20.0)
+    code, _ = daemon.stop(signal.SIGTERM)
+
+    assert reloaded, daemon.log()
+    assert backed_up, daemon.log()
+    assert code == 0, daemon.log()
