@@ -549,10 +549,14 @@ def _run_status(results: list[SetResult]) -> RunStatus:
 def _shrink_warnings(results: list[SetResult], previous: Snapshot | None) -> list[str]:
     if previous is None:
         return []
-    before = {result.name: result.bytes for result in previous.sets}
+    before = {result.name: result for result in previous.sets}
     warnings = []
     for result in results:
-        old = before.get(result.name, 0)
+        parent = before.get(result.name)
+        # A set whose paths changed in the config is not compared: fewer bytes are then expected.
+        if parent is None or parent.paths != result.paths:
+            continue
+        old = parent.bytes
         if old > 0 and result.bytes < old * SHRINK_RATIO:
             warnings.append(
                 f"set {result.name} contains {result.bytes} bytes, under {SHRINK_RATIO:.0%} of the "

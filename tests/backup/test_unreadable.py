@@ -181,3 +181,18 @@ def test_empty_mountpoint_flagged(repository: Repository, tmp_path: Path) -> Non
     assert "nothing to back up" in result.sets[0].skipped[0].reason
     assert len(result.warnings) == 1
     assert "set node contains 0 bytes" in result.warnings[0]
+
+
+def test_changed_paths_not_flagged(repository: Repository, tmp_path: Path) -> None:
+    """A set given other, smaller paths in the config is not flagged as shrunk."""
+    large, small = tmp_path / "large", tmp_path / "small"
+    large.mkdir()
+    small.mkdir()
+    (large / "volume.img").write_bytes(os.urandom(50_000))
+    (small / "note.txt").write_bytes(b"small\n")
+    Archiver(repository).run(BackupRequest(sets=[BackupSetSpec(name="node", paths=[large])], now=START))
+
+    result = Archiver(repository).run(BackupRequest(sets=[BackupSetSpec(name="node", paths=[small])], now=START + 60))
+
+    assert result.status == "ok"
+    assert result.warnings == []
