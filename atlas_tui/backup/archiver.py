@@ -34,13 +34,14 @@ from atlas_tui.backup.chunk_store import ChunkStore, FileDigest
 from atlas_tui.backup.chunker import Chunker
 from atlas_tui.backup.crypto import ContentHasher
 from atlas_tui.backup.heap import collector_paused, release_free_memory
-from atlas_tui.backup.manifest import encode_piece, manifest_pieces, same_piece, similar_pieces
+from atlas_tui.backup.manifest import ParentManifest, encode_piece, entry_key, fingerprint, is_cut, stat_key
 from atlas_tui.backup.models import (
     BackupRequest,
     BackupResult,
     BackupSetSpec,
     Entry,
     EntryType,
+    ManifestPiece,
     RunStatus,
     SetResult,
     SkippedPath,
@@ -105,12 +106,12 @@ class Archiver:
         logger.info("backup started id=%s parent=%s full=%s", snapshot_id, parent.id if parent else None, request.full)
 
         run = _Run(self.repository, self._chunker, parent, self._progress, previous=previous)
-        manifest: list[str] | None = None
+        manifest: tuple[list[str], list[ManifestPiece]] = ([], [])
         try:
-            set_results = [run.backup_set(spec) for spec in sorted(request.sets, key=lambda s: -s.priority)]
+            set_results = run.backup_sets(sorted(request.sets, key=lambda s: -s.priority))
             status = _run_status(set_results)
             if status != "failed":
-                manifest = run.store_manifest(previous)
+                manifest = run.store_manifest()
             packs = run.finish_packs()
         finally:
             run.close()
@@ -131,8 +132,8 @@ class Archiver:
             bytes=sum(result.bytes for result in set_results),
             sets=set_results,
             warnings=_shrink_warnings(set_results, previous),
-            entries=run.resolved_entries(),
-            manifest_chunks=manifest,
+            manifest_chunks=manifest[0],
+            manifest_pieces=manifest[1],
         )
         if status != "failed":
             self.repository.save_snapshot(snapshot)
@@ -148,12 +149,13 @@ class Archiver:
         return backup_id(seconds, request.trigger)
 
     def _previous_snapshot(self) -> Snapshot | None:
+        """Return the newest snapshot without its entries; `ParentManifest` reads them when needed."""
         ids = self.repository.snapshot_ids()
-        return self.repository.load_snapshot(ids[-1]) if ids else None
+        return self.repository.load_snapshot(ids[-1], entries=False) if ids else None
 
 
 class _Run:
-    """State of one backup run: the index, the chunk store and the entries so far."""
+    """State of one backup run: the walk's findings, the pieces, the chunk store and the entries."""
 
     def __init__(
         self,
@@ -164,103 +166,146 @@ class _Run:
         *,
         previous: Snapshot | None = None,
     ) -> None:
+        """Prepare a run; `parent` (the files cache) and `previous` may lack their entries.
+
+        Args:
+            parent: The snapshot whose unchanged entries and pieces are reused, None in a full run.
+            previous: The newest snapshot, whose database chunks are delta bases also in a full run.
+        """
         self.repository = repository
         self.chunker = chunker
-        self.index: dict[bytes, IndexEntry] = repository.load_index()
-        self.store = ChunkStore(repository, self.index)
-        self.cache = {entry.path: entry for entry in parent.entries} if parent else {}
-        """The parent's entries by path: files whose stat fields are unchanged, and directories,
-        links and special files whose stat fields are all unchanged, are taken from it."""
-        self.similar = {entry.path: entry.chunks for entry in previous.entries if entry.sqlite} if previous else {}
+        self.parent = ParentManifest(repository, parent) if parent else None
+        self.cache: dict[bytes, Entry] = {}
+        """The parent's entries by path, filled piece by piece: files whose stat fields are
+        unchanged, and directories, links and special files whose stat fields are all
+        unchanged, are taken from it."""
+        self.similar: dict[bytes, list[str]] = {}
         """The chunk ids of each database in the newest snapshot, also in a full run: a
         changed chunk of the new copy is stored as a delta against the one at its offset."""
+        if parent is None and previous is not None:
+            self.similar = {entry.path: entry.chunks for entry in ParentManifest(repository, previous).everything()
+                            if entry.sqlite}
         self._racy_before_ns = int((parent.time - RACY_SECONDS) * 1e9) if parent else 0
         self.progress = progress
-        self.entries: list[Entry | _PendingFile] = []
+        self.groups: list[_Group] = []
         self.files_read = 0
         self.bytes_read = 0
+        self._entries_done = 0
+        self._chunk_store: ChunkStore | None = None
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
         own = os.stat(repository.path)
         self._repository_inode = (own.st_dev, own.st_ino)
 
     @property
+    def store(self) -> ChunkStore:
+        """The chunk store, made on first use: a run that reuses every piece never reads the index."""
+        if self._chunk_store is None:
+            self._chunk_store = ChunkStore(self.repository, self.repository.load_index())
+        return self._chunk_store
+
+    @property
+    def index(self) -> dict[bytes, IndexEntry]:
+        """Every chunk in the repository, read with the chunk store."""
+        return self.store.index
+
+    @property
     def new_chunks(self) -> int:
         """Chunks sealed into packs so far."""
-        return self.store.new_chunks
+        return self._chunk_store.new_chunks if self._chunk_store is not None else 0
 
     @property
     def new_bytes(self) -> int:
         """Sealed bytes written to packs so far."""
-        return self.store.new_bytes
+        return self._chunk_store.new_bytes if self._chunk_store is not None else 0
 
-    def backup_set(self, spec: BackupSetSpec) -> SetResult:
-        """Back up every path of one set and return its outcome."""
-        result = SetResult(name=spec.name, paths=[str(path) for path in spec.paths], status="ok")
-        first = len(self.entries)
-        for root in spec.paths:
-            for entry in self._walk(os.fsencode(os.path.abspath(root)), spec, result):
-                self.entries.append(entry)
-                if not isinstance(entry, Entry) or entry.type == "file":
-                    self.progress(len(self.entries), self.bytes_read)
-        self.store.drain()
-        self.entries[first:] = [_resolved(entry) for entry in self.entries[first:]]
-        content = 0
-        for entry in self.entries[first:]:
-            assert isinstance(entry, Entry)
-            content += entry.type != "dir"
-            if entry.type == "file":
-                result.files += 1
-                result.bytes += entry.size
-        if content == 0 and not result.skipped:
-            # An empty set is more likely an unmounted disk or a wrong path than a real backup.
+    def backup_sets(self, specs: list[BackupSetSpec]) -> list[SetResult]:
+        """Back up every path of the sets, in this order, and return one outcome per set.
+
+        The whole tree is walked first, so that each piece of the manifest is known
+        before any file is read and an unchanged piece is taken whole from the parent.
+        """
+        results = [SetResult(name=spec.name, paths=[str(path) for path in spec.paths], status="ok") for spec in specs]
+        found: list[_Found] = []
+        for number, spec in enumerate(specs):
             for root in spec.paths:
-                _skip(result, os.fsencode(os.path.abspath(root)), _NOTHING_TO_BACK_UP)
-        result.status = _set_status(result, content)
-        return result
+                self._scan(os.fsencode(os.path.abspath(root)), number, spec, results[number], found)
+        for group in _cut(found):
+            self.groups.append(group)
+            self._process(group, specs, results)
+        if self._chunk_store is not None:
+            self._chunk_store.drain()
+        content, files, sizes = [0] * len(specs), [0] * len(specs), [0] * len(specs)
+        for group in self.groups:
+            if group.reused is None:
+                group.entries = [(number, _resolved(entry)) for number, entry in group.entries]
+                counted = [(number, entry.type, entry.size) for number, entry in group.entries]  # type: ignore[union-attr]
+            else:
+                counted = [(item.spec, item.kind, item.info.st_size) for item in group.found]
+            for number, kind, size in counted:
+                if kind != "dir":
+                    content[number] += 1
+                if kind == "file":
+                    files[number] += 1
+                    sizes[number] += size
+        for number, result in enumerate(results):
+            result.files, result.bytes = files[number], sizes[number]
+            if content[number] == 0 and not result.skipped:
+                # An empty set is more likely an unmounted disk or a wrong path than a real backup.
+                for root in specs[number].paths:
+                    _skip(result, os.fsencode(os.path.abspath(root)), _NOTHING_TO_BACK_UP)
+            result.status = _set_status(result, content[number])
+        return results
 
     def finish_packs(self) -> list[PackInfo]:
         """Store every queued chunk and return every pack of this run once all are durable."""
-        return self.store.finish()
+        return self._chunk_store.finish() if self._chunk_store is not None else []
 
-    def store_manifest(self, previous: Snapshot | None) -> list[str]:
-        """Store the entries of every set as manifest chunks and return their ids, in order.
+    def store_manifest(self) -> tuple[list[str], list[ManifestPiece]]:
+        """Store the entries of every set as manifest chunks; return their ids and descriptions, in order.
 
-        A piece that changed since `previous` is stored as a delta against the piece of
-        `previous` that ends with the same path.
+        A reused piece keeps the parent's chunk. A piece that changed is stored as a
+        delta against the parent's piece that ends with the same path.
         """
-        similar = similar_pieces(previous)
-        digests: list[FileDigest | str] = []
-        for piece in manifest_pieces(self.resolved_entries()):
-            old_piece, old_id = similar.get(piece[-1].path, ((), None))
-            if old_id is not None and old_id in self.index and same_piece(piece, old_piece):
-                # Every entry came from the parent unchanged: the parent's chunk is this piece.
-                digests.append(old_id.hex())
+        stored: list[tuple[FileDigest | str, ManifestPiece]] = []
+        for group in self.groups:
+            if group.reused is not None:
+                assert group.piece is not None
+                stored.append((group.reused, group.piece))
                 continue
+            entries = [entry for _, entry in group.entries]
+            if not entries:
+                continue
+            assert all(isinstance(entry, Entry) for entry in entries)
+            piece = ManifestPiece(
+                last_path=entries[-1].path,  # type: ignore[union-attr]
+                entries=len(entries),
+                fingerprint=fingerprint(entry_key(entry) for entry in entries),  # type: ignore[arg-type]
+            )
             digest = self.store.begin_file()
-            self.store.add(digest, encode_piece(piece), old_id)
+            self.store.add(digest, encode_piece(entries), group.similar)  # type: ignore[arg-type]
             self.store.end_file(digest)
-            digests.append(digest)
-        self.store.drain()
-        return [digest if isinstance(digest, str) else digest.chunks[0] for digest in digests]
-
-    def resolved_entries(self) -> list[Entry]:
-        """Return the entries of every set processed so far."""
-        return [_resolved(entry) for entry in self.entries]
+            stored.append((digest, piece))
+        if self._chunk_store is not None:
+            self._chunk_store.drain()
+        ids = [item if isinstance(item, str) else item.chunks[0] for item, _ in stored]
+        return ids, [piece for _, piece in stored]
 
     def close(self) -> None:
         """Stop the chunk store, remove the unfinished pack and the database copies, if any.
 
-        The index and the files cache are dropped too; only the entries stay.
+        The files cache and the walk's findings are dropped too.
         """
-        self.store.close()
-        self.index = {}
+        if self._chunk_store is not None:
+            self._chunk_store.close()
         self.cache = {}
         self.similar = {}
+        self.groups = []
         if self._scratch is not None:
             self._scratch.cleanup()
             self._scratch = None
 
-    def _walk(self, root: bytes, spec: BackupSetSpec, result: SetResult) -> Iterator[Entry | _PendingFile]:
+    def _scan(self, root: bytes, number: int, spec: BackupSetSpec, result: SetResult, found: list[_Found]) -> None:
+        """Append every path under `root` with its `lstat` fields to `found`, in the order of the manifest."""
         stack = [root]
         while stack:
             path = stack.pop()
@@ -275,16 +320,61 @@ class _Run:
                 if (info.st_dev, info.st_ino) == self._repository_inode:
                     logger.info("backup leaves out the repository itself path=%s", os.fsdecode(path))
                     continue
-                yield self._reused(path, info, "dir") or _entry(path, info, "dir")
+                found.append(_Found(number, path, info, "dir"))
                 stack.extend(reversed(self._children(path, spec, result)))
             elif stat.S_ISREG(info.st_mode):
-                entry = self._file(path, info, spec, result)
-                if entry is not None:
-                    yield entry
+                source = _source_state(path, info) if spec.sqlite and _is_database(path) else None
+                found.append(_Found(number, path, info, "file", source))
             else:
-                other = self._other(path, info, result)
-                if other is not None:
-                    yield other
+                found.append(_Found(number, path, info, _special_type(info.st_mode)))
+
+    def _process(self, group: _Group, specs: list[BackupSetSpec], results: list[SetResult]) -> None:
+        """Take a piece whole from the parent when its fingerprint is unchanged, else build its entries."""
+        last = group.found[-1].path.lstrip(b"/")
+        known = self.parent.piece(last) if self.parent is not None else None
+        if known is not None:
+            group.similar = bytes.fromhex(known[1])
+            piece = known[0]
+            if (
+                piece is not None
+                and piece.entries == len(group.found)
+                and all(self._settled(item) for item in group.found if item.source is not None)
+                and piece.fingerprint == fingerprint(
+                    stat_key(item.path.lstrip(b"/"), item.info, item.kind, item.source) for item in group.found
+                )
+            ):
+                group.reused, group.piece = known[1], piece
+                self._entries_done += len(group.found)
+                self.progress(self._entries_done, self.bytes_read)
+                return
+        if self.parent is not None:
+            for entry in self.parent.entries(last):
+                self.cache[entry.path] = entry
+                if entry.sqlite:
+                    self.similar[entry.path] = entry.chunks
+        for item in group.found:
+            entry = self._entry(item, specs[item.spec], results[item.spec])
+            if entry is None:
+                continue
+            group.entries.append((item.spec, entry))
+            self._entries_done += 1
+            if not isinstance(entry, Entry) or entry.type == "file":
+                self.progress(self._entries_done, self.bytes_read)
+
+    def _settled(self, item: _Found) -> bool:
+        """Return True when a database and its `-wal` file last changed well before the parent started.
+
+        See `RACY_SECONDS`; `item.source` is set.
+        """
+        assert item.source is not None
+        return max(item.info.st_mtime_ns, item.info.st_ctime_ns, item.source[2]) < self._racy_before_ns
+
+    def _entry(self, item: _Found, spec: BackupSetSpec, result: SetResult) -> Entry | _PendingFile | None:
+        if item.kind == "dir":
+            return self._reused(item.path, item.info, "dir") or _entry(item.path, item.info, "dir")
+        if item.kind == "file":
+            return self._file(item.path, item.info, spec, result)
+        return self._other(item.path, item.info, result)
 
     def _children(self, path: bytes, spec: BackupSetSpec, result: SetResult) -> list[bytes]:
         try:
@@ -295,7 +385,8 @@ class _Run:
         if spec.sqlite:
             present = set(names)
             names = [name for name in names if not _is_sidecar(name, present)]
-        return [os.path.join(path, name) for name in names]
+        prefix = path if path.endswith(b"/") else path + b"/"
+        return [prefix + name for name in names]
 
     def _reused(self, path: bytes, info: os.stat_result, kind: EntryType) -> Entry | None:
         """Return the parent's entry of a directory, link or special file whose stat fields are unchanged.
@@ -386,18 +477,20 @@ class _Run:
         return pending
 
     def _unchanged(self, previous: Entry, info: os.stat_result) -> bool:
-        """Return True when the stat fields match the parent's entry and all its chunks are indexed.
+        """Return True when the stat fields match the parent's entry.
 
         A database entry's `size` is that of its copy, so the file's size comes from `source`.
+        The parent's chunks are not looked up: every chunk a snapshot names stays in the
+        index, because cleanup keeps the chunks of every remaining snapshot. Only an index
+        rebuilt after packs were lost can miss them, and a `--full` run stores them again.
         """
         size = previous.source[0] if previous.source else previous.size
-        same = (
+        return (
             size == info.st_size
             and previous.mtime_ns == info.st_mtime_ns
             and previous.ctime_ns == info.st_ctime_ns
             and previous.inode == info.st_ino
         )
-        return same and all(bytes.fromhex(cid) in self.index for cid in previous.chunks)
 
     def _store(
         self,
@@ -425,7 +518,7 @@ class _Run:
             for position, chunk in enumerate(pieces):
                 self.store.add(digest, chunk, similar[position] if similar and position < len(similar) else None)
                 self.bytes_read += len(chunk)
-                self.progress(len(self.entries), self.bytes_read)
+                self.progress(self._entries_done, self.bytes_read)
         except BaseException:
             digest.on_done = None
             raise
@@ -455,12 +548,68 @@ class _PendingFile:
         self.entry: Entry | None = None
 
 
+class _Found:
+    """A path the walk found, with its `lstat` fields, before any file is read."""
+
+    __slots__ = ("info", "kind", "path", "source", "spec")
+
+    def __init__(
+        self, spec: int, path: bytes, info: os.stat_result, kind: EntryType, source: list[int] | None = None
+    ) -> None:
+        self.spec = spec
+        """Index of its backup set in the run's order."""
+        self.path = path
+        self.info = info
+        self.kind = kind
+        self.source = source
+        """For a database in a set marked `sqlite`: the file's size and its `-wal` state (`_source_state`)."""
+
+
+class _Group:
+    """The findings of one manifest piece and what became of them."""
+
+    __slots__ = ("entries", "found", "piece", "reused", "similar")
+
+    def __init__(self, found: list[_Found]) -> None:
+        self.found = found
+        self.entries: list[tuple[int, Entry | _PendingFile]] = []
+        """Set index and entry of each finding that became an entry, when the piece is not reused."""
+        self.reused: str | None = None
+        """The parent's chunk id when the whole piece is unchanged."""
+        self.piece: ManifestPiece | None = None
+        self.similar: bytes | None = None
+        """The parent's chunk of the piece with the same last path, the delta base of a changed piece."""
+
+
+def _cut(found: list[_Found]) -> Iterator[_Group]:
+    """Group the findings into manifest pieces by `manifest.is_cut`, and end a piece after each database.
+
+    A piece with a database is never reused whole, so the database does not keep the
+    files after it from being reused.
+    """
+    start = 0
+    for position, item in enumerate(found):
+        if item.source is not None or is_cut(item.path.lstrip(b"/"), position + 1 - start):
+            yield _Group(found[start : position + 1])
+            start = position + 1
+    if start < len(found):
+        yield _Group(found[start:])
+
+
 def _resolved(entry: Entry | _PendingFile) -> Entry:
     if isinstance(entry, Entry):
         return entry
     if entry.entry is None:
         raise RuntimeError("a file entry was used before the chunk store finished its chunks")
     return entry.entry
+
+
+def _is_database(path: bytes) -> bool:
+    try:
+        return is_sqlite_file(path)
+    except OSError:
+        # The file is read again later, and that run records the error.
+        return False
 
 
 def _source_state(path: bytes, info: os.stat_result) -> list[int]:

@@ -30,6 +30,7 @@ __all__ = [
     "KdfParams",
     "KeyFile",
     "KeyInfo",
+    "ManifestPiece",
     "RepositoryConfig",
     "RestoreResult",
     "RetentionPolicy",
@@ -247,6 +248,16 @@ class SnapshotSummary(_Model):
     warnings: list[str] = Field(default_factory=list)
 
 
+class ManifestPiece(_Model):
+    """Description of one manifest chunk, which the next run reads instead of the chunk."""
+
+    last_path: bytes
+    """Path of the piece's last entry, which names the piece from one run to the next."""
+    entries: int
+    fingerprint: str
+    """Hash of the paths and stat fields of the piece's entries (`manifest.fingerprint`)."""
+
+
 class Snapshot(SnapshotSummary):
     """A snapshot manifest under `snapshots/`, written last in a run."""
 
@@ -254,10 +265,14 @@ class Snapshot(SnapshotSummary):
     manifest_chunks: list[str] | None = None
     """Ids of the chunks that hold `entries` as JSON arrays, in order; the file then stores no
     entries. None in manifests written before entries moved into chunks."""
+    manifest_pieces: list[ManifestPiece] | None = None
+    """One item per manifest chunk, in the same order; None in older manifests."""
 
     def summary(self) -> SnapshotSummary:
         """Return the snapshot without its entries."""
-        return SnapshotSummary.model_validate(self.model_dump(exclude={"entries", "manifest_chunks"}))
+        return SnapshotSummary.model_validate(
+            self.model_dump(exclude={"entries", "manifest_chunks", "manifest_pieces"})
+        )
 
 
 class BackupSetSpec(_Model):

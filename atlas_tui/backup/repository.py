@@ -382,14 +382,21 @@ class Repository:
         assert snapshot.manifest_chunks is not None
         entries: list[Entry] = []
         for hex_id in snapshot.manifest_chunks:
-            identifier = bytes.fromhex(hex_id)
-            try:
-                plain = self._read_indexed(identifier, snapshot.id, self.load_index())
-            except CorruptData:
-                self.forget_index()
-                plain = self._read_indexed(identifier, snapshot.id, self.load_index())
-            entries.extend(Entry.from_manifest(pydantic_core.from_json(plain, cache_strings="all")))
+            entries.extend(self.manifest_piece(snapshot.id, bytes.fromhex(hex_id)))
         return entries
+
+    def manifest_piece(self, snapshot_id: str, identifier: bytes) -> list[Entry]:
+        """Return the entries of one manifest chunk of the snapshot `snapshot_id`.
+
+        Raises:
+            CorruptData: the chunk is not indexed or fails its checks.
+        """
+        try:
+            plain = self._read_indexed(identifier, snapshot_id, self.load_index())
+        except CorruptData:
+            self.forget_index()
+            plain = self._read_indexed(identifier, snapshot_id, self.load_index())
+        return Entry.from_manifest(pydantic_core.from_json(plain, cache_strings="all"))
 
     def _read_indexed(self, identifier: bytes, snapshot_id: str, index: dict[bytes, IndexEntry]) -> bytes:
         location = index.get(identifier)
