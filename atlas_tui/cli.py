@@ -6,8 +6,8 @@ daemon or a short store read. `atlas alerts`, `atlas notify test` and the rule c
 of `atlas config check` run in `atlas_tui.cli_alerts`, and `atlas api token` in
 `atlas_tui.cli_api`. `atlas backup`, also installed as `backup-manager`, runs in
 `atlas_tui.cli_backup`, which adds exit codes 3 (partial) and 4 (locked). Heavy packages (Textual,
-FastAPI, uvicorn, the alert channels) are imported inside the subcommand that needs
-them, so `atlas metrics` starts fast.
+FastAPI, uvicorn, httpx, the alert channels, the metric store queries) are imported inside
+the subcommand that needs them, so `atlas metrics` and `atlas backup` start fast.
 
 Exit codes: 0 for success. 1 when the command ran and failed, for example with no
 data, the data directory locked by another daemon, an unreadable store, an unknown
@@ -22,7 +22,6 @@ import argparse
 import ipaddress
 import json
 import os
-import sqlite3
 import sys
 import time
 from collections.abc import Sequence
@@ -36,12 +35,10 @@ from atlas_tui.config import Config, Severity, load_config, resolve_config_path,
 from atlas_tui.durations import parse_duration
 from atlas_tui.errors import AtlasError, ConfigError
 from atlas_tui.logs import LOG_LEVELS, LogFileError, configure_logging
-from storage.db import DB_FILENAME, connect
-from storage.errors import StorageError
-from storage.metrics import SeriesValue, latest, list_series
 
 if TYPE_CHECKING:
     from atlas_tui.console.source import ConsoleSource
+    from storage.metrics import SeriesValue
 
 __all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
@@ -613,6 +610,12 @@ def _read_latest(data_dir: Path, name: str | None) -> list[SeriesValue]:
     Raises:
         _NoMetricsError: no store file, an unreadable store, or no matching series.
     """
+    import sqlite3
+
+    from storage.db import DB_FILENAME, connect
+    from storage.errors import StorageError
+    from storage.metrics import latest, list_series
+
     path = data_dir / DB_FILENAME
     if data_dir.exists() and not data_dir.is_dir():
         raise _NoMetricsError(

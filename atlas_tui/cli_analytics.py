@@ -16,6 +16,9 @@ safe beside a running daemon. `--json` prints the same `AnalyticsSummary` as
 `rebuild` recomputes the sessions and every rollup from the stored events with
 `rollups.rebuild`, also in short transactions, for a store whose rollups are in
 doubt (after a restore, or a bug fixed in the rollup code).
+
+Each action imports its analytics modules when it runs, so building the `atlas`
+parser does not import httpx and the simulator.
 """
 
 from __future__ import annotations
@@ -25,14 +28,15 @@ import json
 import sys
 import time
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
-from atlas_tui.analytics.simulator import HttpSender, RunReport, Simulator, SimulatorConfig, SimulatorError
-from atlas_tui.analytics.models import AnalyticsSummary
-from atlas_tui.analytics.reports import build_summary
-from atlas_tui.analytics.rollups import rebuild, refresh
 from atlas_tui.config import Config, load_config, resolve_config_path, resolve_data_dir
 from atlas_tui.logs import configure_logging
 from storage.db import DB_FILENAME, open_store
+
+if TYPE_CHECKING:
+    from atlas_tui.analytics.models import AnalyticsSummary
+    from atlas_tui.analytics.simulator import RunReport, Simulator
 
 __all__ = ["rebuild_rollups", "register", "run_analytics", "simulate", "summary"]
 
@@ -88,6 +92,8 @@ def _add_simulate_parser(actions: argparse._SubParsersAction[argparse.ArgumentPa
 
 def simulate(args: argparse.Namespace) -> int:
     """Run `atlas analytics simulate` and print what was sent and the simulator's own tally."""
+    from atlas_tui.analytics.simulator import HttpSender, Simulator, SimulatorConfig, SimulatorError
+
     configure_logging("WARNING")
     config = load_config(resolve_config_path(args.config))
     try:
@@ -116,6 +122,8 @@ def simulate(args: argparse.Namespace) -> int:
 
 
 def _ingest_key(config: Config, key: str | None, app_id: str | None) -> tuple[str, str]:
+    from atlas_tui.analytics.simulator import SimulatorError
+
     apps = config.analytics.apps
     if key is not None:
         return key, app_id or config.analytics.app_for_key(key) or "atlas-wallet"
@@ -197,6 +205,9 @@ def _add_summary_parser(actions: argparse._SubParsersAction[argparse.ArgumentPar
 
 def summary(args: argparse.Namespace) -> int:
     """Run `atlas analytics summary`: refresh the rollups and print the summary."""
+    from atlas_tui.analytics.reports import build_summary
+    from atlas_tui.analytics.rollups import refresh
+
     configure_logging("WARNING")
     config = load_config(resolve_config_path(args.config))
     data_dir = resolve_data_dir(args.data_dir)
@@ -244,6 +255,8 @@ def _add_rebuild_parser(actions: argparse._SubParsersAction[argparse.ArgumentPar
 
 def rebuild_rollups(args: argparse.Namespace) -> int:
     """Run `atlas analytics rebuild`: recompute the sessions and rollups from the events and print the counts."""
+    from atlas_tui.analytics.rollups import rebuild
+
     configure_logging("WARNING")
     data_dir = resolve_data_dir(args.data_dir)
     if not (data_dir / DB_FILENAME).is_file():

@@ -19,7 +19,6 @@ every path, or the verify of such a snapshot. 4 repository locked by a live proc
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import math
@@ -571,6 +570,8 @@ def _cmd_unlock(args: argparse.Namespace, config: Config, now: float) -> int:
 
 
 def _cmd_schedule(args: argparse.Namespace, config: Config, now: float) -> int:
+    import asyncio
+
     from atlas_tui.backup.service import BackupService
 
     configure_logging(getattr(args, "log_level", None) or "INFO")
@@ -588,6 +589,8 @@ def _cmd_schedule(args: argparse.Namespace, config: Config, now: float) -> int:
 
 
 async def _run_schedule(service: BackupService) -> None:
+    import asyncio
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, _stop_on_signal, service, sig)

@@ -9,7 +9,6 @@ because the daemon starts uvicorn with `log_config=None`.
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import sys
 from pathlib import Path
 
@@ -90,6 +89,9 @@ def configure_logging(
 
 
 def _open_log_file(path: Path) -> logging.Handler:
+    # Imported here because only --log-file needs it, and it costs every short command a few ms.
+    import logging.handlers
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         return logging.handlers.RotatingFileHandler(

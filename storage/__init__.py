@@ -4,10 +4,15 @@ Collectors' samples enter through `write_samples`. The console, the API and the
 alert engine read with `latest`, `window` and `range_query`. The daemon maintains
 the store with `update_rollups`, `apply_retention` and `checkpoint`. Every
 connection comes from `connect` or `open_store`, which also migrates the schema.
-Importing the package touches no file.
+Importing the package touches no file. The names from `metrics` and `status` load
+their module on first use, so a command that only opens the store, such as
+`atlas backup`, does not import the time-series code.
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 from storage.db import (
     DB_FILENAME,
@@ -20,32 +25,34 @@ from storage.db import (
     transaction,
 )
 from storage.errors import MigrationError, StorageError, StoreCorruptError, StoreOpenError
-from storage.metrics import (
-    Point,
-    SeriesRange,
-    SeriesValue,
-    WindowFunction,
-    apply_retention,
-    latest,
-    list_series,
-    range_query,
-    update_rollups,
-    window,
-    write_samples,
-)
-from storage.status import (
-    DaemonState,
-    Heartbeat,
-    StoreSize,
-    checkpoint,
-    clear_heartbeat,
-    daemon_state,
-    read_collector_statuses,
-    read_heartbeat,
-    store_size,
-    write_collector_statuses,
-    write_heartbeat,
-)
+
+if TYPE_CHECKING:
+    from storage.metrics import (
+        Point,
+        SeriesRange,
+        SeriesValue,
+        WindowFunction,
+        apply_retention,
+        latest,
+        list_series,
+        range_query,
+        update_rollups,
+        window,
+        write_samples,
+    )
+    from storage.status import (
+        DaemonState,
+        Heartbeat,
+        StoreSize,
+        checkpoint,
+        clear_heartbeat,
+        daemon_state,
+        read_collector_statuses,
+        read_heartbeat,
+        store_size,
+        write_collector_statuses,
+        write_heartbeat,
+    )
 
 __all__ = [
     "DB_FILENAME",
@@ -83,3 +90,35 @@ __all__ = [
     "write_heartbeat",
     "write_samples",
 ]
+
+
+_LAZY_MODULE_OF = {
+    **dict.fromkeys(
+        (
+            "Point", "SeriesRange", "SeriesValue", "WindowFunction", "apply_retention", "latest",
+            "list_series", "range_query", "update_rollups", "window", "write_samples",
+        ),
+        "metrics",
+    ),
+    **dict.fromkeys(
+        (
+            "DaemonState", "Heartbeat", "StoreSize", "checkpoint", "clear_heartbeat", "daemon_state",
+            "read_collector_statuses", "read_heartbeat", "store_size", "write_collector_statuses",
+            "write_heartbeat",
+        ),
+        "status",
+    ),
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY_MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

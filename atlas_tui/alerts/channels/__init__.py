@@ -9,39 +9,46 @@ no store access: pacing (`RateLimiter`) and retry timing (`backoff`,
 Invariants: secrets are read at send time and never logged; full webhook URLs are
 never logged; SMTP runs in a worker thread; every send is bounded by the channel's
 `timeout`.
+
+The names below load their module on first use. `atlas_tui.config` needs only
+`models`, so reading the config file does not import httpx and the SMTP client.
 """
 
 from __future__ import annotations
 
-from atlas_tui.alerts.channels.dispatch import (
-    BACKOFF_CAP,
-    RateLimiter,
-    backoff,
-    retry_delay,
-    send,
-    should_send,
-)
-from atlas_tui.alerts.channels.errors import (
-    ChannelError,
-    SecretError,
-    SecretInvalidError,
-    SecretUnavailableError,
-    SmtpDeliveryError,
-    WebhookVerificationError,
-)
-from atlas_tui.alerts.channels.message import Ack, Annotations, Notice, NoticeGroup, NoticeKind, as_group
-from atlas_tui.alerts.channels.models import (
-    AlertmanagerChannel,
-    ChannelConfig,
-    ChannelsConfig,
-    EmailChannel,
-    SlackChannel,
-    WebhookChannel,
-    parse_channels,
-)
-from atlas_tui.alerts.channels.probe import describe_result, send_test
-from atlas_tui.alerts.channels.result import DeliveryResult, DeliveryStatus, ErrorClass
-from atlas_tui.alerts.channels.signing import verify_standard_webhook
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from atlas_tui.alerts.channels.dispatch import (
+        BACKOFF_CAP,
+        RateLimiter,
+        backoff,
+        retry_delay,
+        send,
+        should_send,
+    )
+    from atlas_tui.alerts.channels.errors import (
+        ChannelError,
+        SecretError,
+        SecretInvalidError,
+        SecretUnavailableError,
+        SmtpDeliveryError,
+        WebhookVerificationError,
+    )
+    from atlas_tui.alerts.channels.message import Ack, Annotations, Notice, NoticeGroup, NoticeKind, as_group
+    from atlas_tui.alerts.channels.models import (
+        AlertmanagerChannel,
+        ChannelConfig,
+        ChannelsConfig,
+        EmailChannel,
+        SlackChannel,
+        WebhookChannel,
+        parse_channels,
+    )
+    from atlas_tui.alerts.channels.probe import describe_result, send_test
+    from atlas_tui.alerts.channels.result import DeliveryResult, DeliveryStatus, ErrorClass
+    from atlas_tui.alerts.channels.signing import verify_standard_webhook
 
 __all__ = [
     "BACKOFF_CAP",
@@ -76,3 +83,50 @@ __all__ = [
     "should_send",
     "verify_standard_webhook",
 ]
+
+_MODULE_OF = {
+    "BACKOFF_CAP": "dispatch",
+    "RateLimiter": "dispatch",
+    "backoff": "dispatch",
+    "retry_delay": "dispatch",
+    "send": "dispatch",
+    "should_send": "dispatch",
+    "ChannelError": "errors",
+    "SecretError": "errors",
+    "SecretInvalidError": "errors",
+    "SecretUnavailableError": "errors",
+    "SmtpDeliveryError": "errors",
+    "WebhookVerificationError": "errors",
+    "Ack": "message",
+    "Annotations": "message",
+    "Notice": "message",
+    "NoticeGroup": "message",
+    "NoticeKind": "message",
+    "as_group": "message",
+    "AlertmanagerChannel": "models",
+    "ChannelConfig": "models",
+    "ChannelsConfig": "models",
+    "EmailChannel": "models",
+    "SlackChannel": "models",
+    "WebhookChannel": "models",
+    "parse_channels": "models",
+    "describe_result": "probe",
+    "send_test": "probe",
+    "DeliveryResult": "result",
+    "DeliveryStatus": "result",
+    "ErrorClass": "result",
+    "verify_standard_webhook": "signing",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -22,7 +22,6 @@ never contains them.
 from __future__ import annotations
 
 import re
-from email.utils import parseaddr
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -110,6 +109,8 @@ class EmailChannel(_Channel):
     @property
     def envelope_from(self) -> str:
         """The bare sender address for `MAIL FROM`."""
+        from email.utils import parseaddr
+
         return parseaddr(self.from_)[1]
 
 
@@ -240,6 +241,9 @@ def _at_most_one(first: str | None, second: str | None, first_key: str, second_k
 def _check_address(value: str) -> str:
     if "\r" in value or "\n" in value:
         raise ValueError("an email address cannot contain a line break")
+    # Imported here so that reading a config without email channels skips the email package.
+    from email.utils import parseaddr
+
     address = parseaddr(value)[1]
     if "@" not in address:
         raise ValueError(f"expected an email address such as atlas@example.org, got {value!r}")
