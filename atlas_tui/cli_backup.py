@@ -307,10 +307,10 @@ def _passphrase(args: argparse.Namespace, backup: BackupConfig, *, confirm: bool
     return read_passphrase(backup, getattr(args, "passphrase_file", None), confirm=confirm)
 
 
-def _open(args: argparse.Namespace, config: Config) -> Repository:
+def _open(args: argparse.Namespace, config: Config, *, background: bool = False) -> Repository:
     from atlas_tui.backup.repository import Repository
 
-    return Repository.open(_repository_path(args, config), _passphrase(args, config.backup))
+    return Repository.open(_repository_path(args, config), _passphrase(args, config.backup), background=background)
 
 
 def _cmd_init(args: argparse.Namespace, config: Config, now: float) -> int:
@@ -337,7 +337,8 @@ def _cmd_backup(args: argparse.Namespace, config: Config, now: float) -> int:
     from atlas_tui.backup.jobs import backup_job
     from atlas_tui.backup.models import BackupRequest
 
-    repository = _open(args, config)
+    # The key is derived while the backup walks the source tree.
+    repository = _open(args, config, background=True)
     request = BackupRequest(sets=_sets(args, config), trigger=args.trigger, full=args.full, now=now)
     progress = _TerminalProgress(sys.stderr) if sys.stderr.isatty() and not _wants_json(args) else None
     recorder = _recorder(args, repository)

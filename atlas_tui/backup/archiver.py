@@ -80,7 +80,6 @@ class Archiver:
 
     def __init__(self, repository: Repository, *, progress: ProgressCallback | None = None) -> None:
         self.repository = repository
-        self._chunker = Chunker(repository.key.chunker, repository.config.chunker)
         self._progress = progress or (lambda files, read: None)
 
     def run(self, request: BackupRequest) -> BackupResult:
@@ -101,14 +100,18 @@ class Archiver:
 
     def _run_locked(self, request: BackupRequest) -> BackupResult:
         snapshot_id = self._free_id(request)
+        specs = sorted(request.sets, key=lambda s: -s.priority)
+        # The walk needs no key, so it runs while a key opened in the background is derived.
+        walk = _Walk(self.repository.path, specs)
         previous = self._previous_snapshot()
         parent = None if request.full or previous is None else previous
         logger.info("backup started id=%s parent=%s full=%s", snapshot_id, parent.id if parent else None, request.full)
 
-        run = _Run(self.repository, self._chunker, parent, self._progress, previous=previous)
+        chunker = Chunker(self.repository.key.chunker, self.repository.config.chunker)
+        run = _Run(self.repository, chunker, parent, self._progress, previous=previous)
         manifest: tuple[list[str], list[ManifestPiece]] = ([], [])
         try:
-            set_results = run.backup_sets(sorted(request.sets, key=lambda s: -s.priority))
+            set_results = run.backup_sets(specs, walk)
             status = _run_status(set_results)
             if status != "failed":
                 manifest = run.store_manifest()
@@ -193,8 +196,6 @@ class _Run:
         self._entries_done = 0
         self._chunk_store: ChunkStore | None = None
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
-        own = os.stat(repository.path)
-        self._repository_inode = (own.st_dev, own.st_ino)
 
     @property
     def store(self) -> ChunkStore:
@@ -218,18 +219,14 @@ class _Run:
         """Sealed bytes written to packs so far."""
         return self._chunk_store.new_bytes if self._chunk_store is not None else 0
 
-    def backup_sets(self, specs: list[BackupSetSpec]) -> list[SetResult]:
-        """Back up every path of the sets, in this order, and return one outcome per set.
+    def backup_sets(self, specs: list[BackupSetSpec], walk: _Walk) -> list[SetResult]:
+        """Back up what `walk` found in the sets, in this order, and return one outcome per set.
 
-        The whole tree is walked first, so that each piece of the manifest is known
+        The whole tree was walked first, so that each piece of the manifest is known
         before any file is read and an unchanged piece is taken whole from the parent.
         """
-        results = [SetResult(name=spec.name, paths=[str(path) for path in spec.paths], status="ok") for spec in specs]
-        found: list[_Found] = []
-        for number, spec in enumerate(specs):
-            for root in spec.paths:
-                self._scan(os.fsencode(os.path.abspath(root)), number, spec, results[number], found)
-        for group in _cut(found):
+        results = walk.results
+        for group in _cut(walk.found):
             self.groups.append(group)
             self._process(group, specs, results)
         if self._chunk_store is not None:
@@ -304,30 +301,6 @@ class _Run:
             self._scratch.cleanup()
             self._scratch = None
 
-    def _scan(self, root: bytes, number: int, spec: BackupSetSpec, result: SetResult, found: list[_Found]) -> None:
-        """Append every path under `root` with its `lstat` fields to `found`, in the order of the manifest."""
-        stack = [root]
-        while stack:
-            path = stack.pop()
-            try:
-                # A configured path that is a symlink (/var/lib/node -> /data/node) means its
-                # target; below it, symlinks are stored as links.
-                info = os.stat(path) if path == root else os.lstat(path)
-            except OSError as err:
-                _skip(result, path, err)
-                continue
-            if stat.S_ISDIR(info.st_mode):
-                if (info.st_dev, info.st_ino) == self._repository_inode:
-                    logger.info("backup leaves out the repository itself path=%s", os.fsdecode(path))
-                    continue
-                found.append(_Found(number, path, info, "dir"))
-                stack.extend(reversed(self._children(path, spec, result)))
-            elif stat.S_ISREG(info.st_mode):
-                source = _source_state(path, info) if spec.sqlite and _is_database(path) else None
-                found.append(_Found(number, path, info, "file", source))
-            else:
-                found.append(_Found(number, path, info, _special_type(info.st_mode)))
-
     def _process(self, group: _Group, specs: list[BackupSetSpec], results: list[SetResult]) -> None:
         """Take a piece whole from the parent when its fingerprint is unchanged, else build its entries."""
         last = group.found[-1].path.lstrip(b"/")
@@ -375,18 +348,6 @@ class _Run:
         if item.kind == "file":
             return self._file(item.path, item.info, spec, result)
         return self._other(item.path, item.info, result)
-
-    def _children(self, path: bytes, spec: BackupSetSpec, result: SetResult) -> list[bytes]:
-        try:
-            names = sorted(os.listdir(path))
-        except OSError as err:
-            _skip(result, path, err)
-            return []
-        if spec.sqlite:
-            present = set(names)
-            names = [name for name in names if not _is_sidecar(name, present)]
-        prefix = path if path.endswith(b"/") else path + b"/"
-        return [prefix + name for name in names]
 
     def _reused(self, path: bytes, info: os.stat_result, kind: EntryType) -> Entry | None:
         """Return the parent's entry of a directory, link or special file whose stat fields are unchanged.
@@ -525,6 +486,57 @@ class _Run:
         finally:
             self.store.end_file(digest)
         return pending
+
+
+class _Walk:
+    """The paths of a run's sets with their `lstat` fields, found before any file is read or key used."""
+
+    def __init__(self, repository: Path, specs: list[BackupSetSpec]) -> None:
+        own = os.stat(repository)
+        self._repository_inode = (own.st_dev, own.st_ino)
+        self.results = [SetResult(name=spec.name, paths=[str(path) for path in spec.paths], status="ok")
+                        for spec in specs]
+        """One outcome per set, in order, holding the paths the walk skipped so far."""
+        self.found: list[_Found] = []
+        for number, spec in enumerate(specs):
+            for root in spec.paths:
+                self._scan(os.fsencode(os.path.abspath(root)), number, spec, self.results[number], self.found)
+
+    def _scan(self, root: bytes, number: int, spec: BackupSetSpec, result: SetResult, found: list[_Found]) -> None:
+        """Append every path under `root` with its `lstat` fields to `found`, in the order of the manifest."""
+        stack = [root]
+        while stack:
+            path = stack.pop()
+            try:
+                # A configured path that is a symlink (/var/lib/node -> /data/node) means its
+                # target; below it, symlinks are stored as links.
+                info = os.stat(path) if path == root else os.lstat(path)
+            except OSError as err:
+                _skip(result, path, err)
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                if (info.st_dev, info.st_ino) == self._repository_inode:
+                    logger.info("backup leaves out the repository itself path=%s", os.fsdecode(path))
+                    continue
+                found.append(_Found(number, path, info, "dir"))
+                stack.extend(reversed(self._children(path, spec, result)))
+            elif stat.S_ISREG(info.st_mode):
+                source = _source_state(path, info) if spec.sqlite and _is_database(path) else None
+                found.append(_Found(number, path, info, "file", source))
+            else:
+                found.append(_Found(number, path, info, _special_type(info.st_mode)))
+
+    def _children(self, path: bytes, spec: BackupSetSpec, result: SetResult) -> list[bytes]:
+        try:
+            names = sorted(os.listdir(path))
+        except OSError as err:
+            _skip(result, path, err)
+            return []
+        if spec.sqlite:
+            present = set(names)
+            names = [name for name in names if not _is_sidecar(name, present)]
+        prefix = path if path.endswith(b"/") else path + b"/"
+        return [prefix + name for name in names]
 
 
 class _FdReader:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from atlas_tui.backup.config import BackupConfig
-from atlas_tui.backup.errors import BackupError, RepositoryLocked, RunCancelled
+from atlas_tui.backup.errors import BackupError, RepositoryLocked, RunCancelled, WrongPassphrase
 from atlas_tui.backup.models import BackupSetSpec, RetentionPolicy
 from storage.backup_runs import LogLevel, LogLine, RunKind, RunTrigger, discard_run, finish_run, start_run
 from storage.db import open_store
@@ -188,6 +188,8 @@ def backup_job(
 
     Raises:
         RepositoryLocked: another live process holds the lock; no row stays behind.
+        WrongPassphrase: the repository was opened in the background with a wrong
+            passphrase; no row stays behind.
         RunCancelled: `progress` stopped the run; the rows are failed.
         BackupError, OSError: the run failed; the rows are failed with the error.
     """
@@ -199,7 +201,8 @@ def backup_job(
     }
     try:
         result = Archiver(repository, progress=progress).run(request)
-    except RepositoryLocked:
+    except (RepositoryLocked, WrongPassphrase):
+        # A repository opened in the background reports a wrong passphrase only now.
         for run_id in run_ids.values():
             recorder.discard(run_id)
         raise

@@ -22,6 +22,7 @@ import logging
 import math
 import secrets
 import sys
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
@@ -84,12 +85,21 @@ def with_bases(identifiers: set[bytes], index: dict[bytes, IndexEntry]) -> set[b
 class Repository:
     """A repository opened with a passphrase; build it with `init` or `open`."""
 
-    def __init__(self, path: Path, config: RepositoryConfig, key: MasterKey, key_id: str) -> None:
+    def __init__(
+        self,
+        path: Path,
+        config: RepositoryConfig,
+        key: MasterKey | None,
+        key_id: str | None,
+        *,
+        opening: Future[tuple[MasterKey, str]] | None = None,
+    ) -> None:
+        """Keep an opened repository; `opening` delivers the key and key id when they are None."""
         self.path = path
         self.config = config
-        self.key = key
-        self.key_id = key_id
-        """Id of the key file that opened the repository."""
+        self._key = key
+        self._key_id = key_id
+        self._opening = opening
         self._index: dict[bytes, IndexEntry] | None = None
         self._index_names: tuple[Path, ...] = ()
 
@@ -125,8 +135,13 @@ class Repository:
         return cls(path, config, key, key_file.id)
 
     @classmethod
-    def open(cls, path: Path, passphrase: bytes) -> Repository:
+    def open(cls, path: Path, passphrase: bytes, *, background: bool = False) -> Repository:
         """Open the repository in `path`.
+
+        Args:
+            background: Derive the key on a thread and return at once. The first use of
+                `key` waits for it and raises `WrongPassphrase` then, so a caller can walk
+                the source tree during the 0.1 s of scrypt.
 
         Raises:
             RepositoryNotFound: no `config` file in `path`.
@@ -145,8 +160,45 @@ class Repository:
             raise CorruptData(
                 f"repository {path} has format version {config.version}; this atlas reads version {FORMAT_VERSION}"
             )
+        if background:
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="backup-key")
+            opening = pool.submit(open_master_key, path / "keys", config.id, passphrase, str(path))
+            pool.shutdown(wait=False)
+            return cls(path, config, None, None, opening=opening)
         key, key_id = open_master_key(path / "keys", config.id, passphrase, str(path))
         return cls(path, config, key, key_id)
+
+    @property
+    def key(self) -> MasterKey:
+        """The master key; with `open(background=True)`, waits for the key derivation.
+
+        Raises:
+            WrongPassphrase: no key file opens with the passphrase.
+        """
+        if self._key is None:
+            self._wait_for_key()
+        assert self._key is not None
+        return self._key
+
+    @key.setter
+    def key(self, value: MasterKey) -> None:
+        """Replace the master key in memory, as `key rotate` does after writing it to the key file."""
+        self.key  # noqa: B018 - a derivation still running must not overwrite the new key later
+        self._key = value
+
+    @property
+    def key_id(self) -> str:
+        """Id of the key file that opened the repository; waits like `key`."""
+        if self._key_id is None:
+            self._wait_for_key()
+        assert self._key_id is not None
+        return self._key_id
+
+    def _wait_for_key(self) -> None:
+        if self._opening is None:
+            raise RuntimeError("repository has neither a key nor a key derivation under way")
+        self._key, self._key_id = self._opening.result()
+        self._opening = None
 
     def chunk_id(self, data: bytes | memoryview) -> bytes:
         """Return the id of a chunk with this plaintext."""

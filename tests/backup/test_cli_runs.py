@@ -64,6 +64,20 @@ def configured(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     return config
 
 
+def test_wrong_passphrase_backup_unrecorded(
+    configured: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A backup whose key derivation fails (it runs beside the walk) exits 1, names the cause and records nothing."""
+    monkeypatch.setenv("ATLAS_BACKUP_PASSPHRASE", "wrong")
+
+    code, _out, err = run(capsys, "--config", str(configured), "backup")
+
+    assert code == EXIT_FAILURE
+    assert "wrong passphrase for the backup repository" in err
+    assert stored_runs(tmp_path) == []
+    assert list((tmp_path / "repo" / "snapshots").iterdir()) == []
+
+
 def test_backup_recorded_per_set(configured: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A manual backup stores one ok row per set, both naming the snapshot the backup printed."""
     code, out, err = run(capsys, "--config", str(configured), "backup", "--json")
