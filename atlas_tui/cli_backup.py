@@ -379,16 +379,23 @@ def _cmd_list(args: argparse.Namespace, config: Config, now: float) -> int:
 
 
 def _cmd_restore(args: argparse.Namespace, config: Config, now: float) -> int:
+    from atlas_tui.backup.restore_workers import RestoreWorkers
     from atlas_tui.backup.restorer import Restorer
 
-    repository = _open(args, config)
-    if args.latest:
-        snapshot = repository.latest_snapshot()
-    elif args.at is not None:
-        snapshot = repository.snapshot_at(args.at)
-    else:
-        snapshot = repository.load_snapshot(args.id)
-    result = Restorer(repository).restore(snapshot, args.target)
+    # The worker processes start while the key is derived and the snapshot loads.
+    workers = RestoreWorkers.for_cores()
+    try:
+        repository = _open(args, config)
+        if args.latest:
+            snapshot = repository.latest_snapshot()
+        elif args.at is not None:
+            snapshot = repository.snapshot_at(args.at)
+        else:
+            snapshot = repository.load_snapshot(args.id)
+        result = Restorer(repository, workers=workers).restore(snapshot, args.target)
+    finally:
+        if workers is not None:
+            workers.close()
     summary = (
         f"restored {snapshot.id} into {args.target}: {result.files} files, {result.dirs} directories, "
         f"{result.symlinks} symlinks, {result.special} special files, {result.bytes} bytes"

@@ -2,16 +2,19 @@
 
 Every entry lands at `<target>/<entry path>`. Before anything is written, each
 path is checked: absolute paths, `.` and `..` components and NUL bytes are
-rejected. While writing, each parent directory is resolved and must stay inside
-the target, so a symlink already in the target (or one restored earlier) cannot
-send data elsewhere. A parent that passed this check is not resolved again until
-the symlinks are restored. Files are written under a temporary name and renamed over
-the destination, which replaces a symlink at that name instead of following it.
-Symlinks are created after files and directories, and directory times last.
+rejected. Directories are created first. The parent directory of every entry is
+resolved and must stay inside the target, so a symlink already in the target cannot
+send data elsewhere. A parent that passed this check is not resolved again until the
+symlinks are restored. A file over an existing name is written under a temporary
+name and renamed over it, which replaces a symlink at that name instead of following
+it. Symlinks are created after files and directories, and directory times last.
 
-Writer threads read, decrypt and write whole files, several at a time (see
-`_restore_contents`). Restored files are not fsynced, as restic and borg do not
-fsync them either: run `sync` before relying on them surviving a power loss.
+A restore of many files or bytes writes its files in `restore_workers` processes,
+one per core up to `restore_workers.MAX_WORKERS`. Each process takes the small files
+of one directory or one large file at a time (see that module for why processes and
+not threads). A small restore writes its files in the calling thread. Restored files
+are not fsynced, as restic and borg do not fsync them either: run `sync` before
+relying on them surviving a power loss.
 
 A restored SQLite database loses any `-wal`, `-shm` or `-journal` file next to it,
 because those belong to another database and would corrupt the restored one. A
@@ -20,32 +23,33 @@ database whose directory is locked by a running atlas daemon is not replaced.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import stat
-import threading
-from collections import deque
-from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor, TimeoutError
+from collections.abc import Callable
 from pathlib import Path
 
-from atlas_tui.backup.atomic import TEMP_PREFIX
 from atlas_tui.backup.chunk_reader import ChunkReader
 from atlas_tui.backup.errors import BackupError, UnsafeRestorePath
+from atlas_tui.backup.file_writer import Batch, FileWriter
 from atlas_tui.backup.models import Entry, RestoreResult, SkippedPath, Snapshot
 from atlas_tui.backup.repository import Repository
+from atlas_tui.backup.restore_workers import RestoreWorkers
 from atlas_tui.backup.sqlite_copy import SIDECAR_SUFFIXES
 from atlas_tui.lockfile import lock_holder
 
 __all__ = ["Restorer", "check_entry_path", "is_within"]
 
-_WRITERS = 2
-"""Threads that write large files."""
-_THREADED_FILE_BYTES = 1024 * 1024
-"""Larger files, and every database, go to a writer thread."""
-_MAX_PENDING_TASKS = 8
-_PROGRESS_SECONDS = 0.25
+_INLINE_FILES = 1000
+_INLINE_BYTES = 64 * 1024 * 1024
+"""A restore with fewer files and bytes than these writes them in the calling thread,
+where starting worker processes (about 0.2 s of CPU each) would cost more than it saves."""
+_BATCH_FILES = 128
+_BATCH_BYTES = 4 * 1024 * 1024
+"""A batch of small files of one directory ends at this many files or bytes, so the
+processes finish their last batches at about the same time."""
+_LARGE_FILE_BYTES = 1024 * 1024
+"""A larger file, and every database, is a batch of its own."""
 
 logger = logging.getLogger(__name__)
 
@@ -56,20 +60,31 @@ def check_entry_path(path: bytes) -> None:
     Raises:
         UnsafeRestorePath: the path is empty, absolute, or has `.`, `..` or NUL in it.
     """
-    display = path.decode("utf-8", "backslashreplace")
     if not path or path.startswith(b"/") or b"\x00" in path:
+        display = path.decode("utf-8", "backslashreplace")
         raise UnsafeRestorePath(f"snapshot path {display!r} is empty, absolute or contains NUL; refusing to restore")
-    if any(part in (b"", b".", b"..") for part in path.split(b"/")):
+    # Each component is enclosed in slashes here, so `.`, `..` and empty ones show as these.
+    enclosed = b"/" + path + b"/"
+    if b"//" in enclosed or b"/./" in enclosed or b"/../" in enclosed:
+        display = path.decode("utf-8", "backslashreplace")
         raise UnsafeRestorePath(f"snapshot path {display!r} contains '.', '..' or an empty component; refusing to restore")
 
 
 class Restorer:
-    """Writes snapshots of one repository into target directories."""
+    """Writes snapshots of one repository into target directories.
 
-    def __init__(self, repository: Repository) -> None:
+    Args:
+        workers: Where files are written. 0 writes them in the calling thread, a
+            number starts that many worker processes per restore, and started
+            `RestoreWorkers` are used as they are (and closed by their creator). By
+            default a small restore uses none and a large one one process per core,
+            at most `restore_workers.MAX_WORKERS`.
+    """
+
+    def __init__(self, repository: Repository, *, workers: int | RestoreWorkers | None = None) -> None:
         self.repository = repository
+        self._workers = workers
         self._is_root = os.geteuid() == 0
-        self._temporaries = itertools.count()
         self._checked_parents: set[bytes] = set()
         """Parent paths, relative to the target, already resolved inside it in this restore."""
 
@@ -79,25 +94,67 @@ class Restorer:
         """Restore every entry of `snapshot` under `target`, creating it if needed.
 
         Args:
-            progress: Called after each chunk and after each entry other than a
-                symlink, with the entries done and the file bytes written so far. An
-                exception it raises stops the restore.
+            progress: Called with the entries done and the file bytes written so far:
+                after each directory and special file, after each chunk and file
+                written in this thread, and after each batch of a worker process and
+                every 0.25 s while it writes a large file. The last call counts every
+                entry but the symlinks, and every file byte. An exception it raises
+                stops the restore.
 
         Raises:
             UnsafeRestorePath: an entry would land outside `target`.
             CorruptData: a chunk is missing or fails authentication.
-            BackupError: a database to replace is held by a running daemon.
+            BackupError: a database to replace is held by a running daemon, or a
+                worker process exited or was killed before it finished.
         """
+        pool = self._pool(snapshot.entries)
+        try:
+            if pool is not None:
+                pool.open_repository(self.repository)
+            result = self._restore(snapshot, target, pool, progress)
+        finally:
+            if pool is not None and pool is not self._workers:
+                pool.close()
+        return result
+
+    def _pool(self, entries: list[Entry]) -> RestoreWorkers | None:
+        """Return the worker processes for a restore of `entries`, started here unless given."""
+        if isinstance(self._workers, RestoreWorkers):
+            return self._workers
+        if self._workers is not None:
+            return RestoreWorkers(self._workers) if self._workers else None
+        files = [entry for entry in entries if entry.type == "file"]
+        if len(files) < _INLINE_FILES and sum(entry.size for entry in files) < _INLINE_BYTES:
+            return None
+        return RestoreWorkers.for_cores()
+
+    def _restore(
+        self,
+        snapshot: Snapshot,
+        target: Path,
+        pool: RestoreWorkers | None,
+        progress: Callable[[int, int], None] | None,
+    ) -> RestoreResult:
+        """Restore every entry, writing the files in `pool`'s processes or, without one, in this thread."""
         entries = sorted(snapshot.entries, key=lambda entry: entry.path)
         for entry in entries:
             check_entry_path(entry.path)
         target.mkdir(parents=True, exist_ok=True)
         root = os.fsencode(os.path.realpath(target))
         result = RestoreResult(id=snapshot.id, target=str(target))
-        logger.info("restore started id=%s target=%s entries=%d", snapshot.id, target, len(entries))
+        logger.info(
+            "restore started id=%s target=%s entries=%d workers=%d",
+            snapshot.id, target, len(entries), pool.count if pool is not None else 0,
+        )
 
         self._checked_parents = set()
-        self._restore_contents(root, entries, result, progress)
+        counter = _ProgressCounter(progress)
+        self._restore_directories(root, entries, result, counter)
+        batches = self._plan_batches(root, [entry for entry in entries if entry.type == "file"])
+        if pool is None:
+            self._write_here(batches, result, counter)
+        else:
+            pool.run(batches, counter.add, lambda batch: self._finish_batch(batch, result))
         # A symlink restored below may replace a checked parent, so each one is resolved again.
         self._checked_parents = set()
         for entry in entries:
@@ -110,86 +167,62 @@ class Restorer:
         logger.info("restore finished id=%s target=%s files=%d bytes=%d", snapshot.id, target, result.files, result.bytes)
         return result
 
-    def _restore_contents(
-        self,
-        root: bytes,
-        entries: list[Entry],
-        result: RestoreResult,
-        progress: Callable[[int, int], None] | None,
+    def _restore_directories(
+        self, root: bytes, entries: list[Entry], result: RestoreResult, counter: _ProgressCounter
     ) -> None:
-        """Restore every entry but the symlinks; writer threads write the large files.
+        """Create every directory, FIFO and device entry, in path order."""
+        for entry in entries:
+            if entry.type not in ("file", "symlink"):
+                self._restore_entry(root, entry, result)
+                counter.add(1, 0)
 
-        Reading, decrypting and writing a large file runs mostly without the GIL, so
-        `_WRITERS` threads write files over `_THREADED_FILE_BYTES` while this thread
-        creates directories, special files and small files in order. Small files stay
-        on this thread because each releases the GIL about ten times: with three or four
-        threads writing them, a restore of 42,000 files made over a million futex calls
-        and spent three times the kernel time. While a large file is being written,
-        `progress` gets the bytes written so far every `_PROGRESS_SECONDS`.
+    def _plan_batches(self, root: bytes, files: list[Entry]) -> list[Batch]:
+        """Create the parents of `files`, check their databases, and group them into batches.
+
+        Large files and databases come first, largest first, so that the processes
+        that take them early finish at about the time the others finish the small files.
         """
-        done = 0
-        pending: deque[tuple[list[Entry], Future[None]]] = deque()
-        written = _ByteCounter()
-        stop = threading.Event()
+        large: list[Batch] = []
+        small: list[Batch] = []
+        # Absolute path of each parent seen, by its path relative to the target.
+        directories: dict[bytes, bytes] = {}
+        current: Batch | None = None
+        current_bytes = 0
+        for entry in files:
+            parent = entry.path.rpartition(b"/")[0]
+            directory = directories.get(parent)
+            if directory is None:
+                directory = directories[parent] = os.path.dirname(self._destination(root, entry.path))
+            if entry.sqlite:
+                self._check_database_free(os.path.join(directory, entry.path.rpartition(b"/")[2]))
+            if entry.sqlite or entry.size > _LARGE_FILE_BYTES:
+                large.append(Batch(directory, [entry]))
+                continue
+            full = current is not None and (len(current.entries) >= _BATCH_FILES or current_bytes >= _BATCH_BYTES)
+            if current is None or current.directory != directory or full:
+                current = Batch(directory, [])
+                current_bytes = 0
+                small.append(current)
+            current.entries.append(entry)
+            current_bytes += entry.size
+        large.sort(key=lambda batch: batch.entries[0].size, reverse=True)
+        return large + small
 
-        def count(entries: list[Entry]) -> None:
-            nonlocal done
-            for entry in entries:
-                result.files += 1
-                result.bytes += entry.size
-            done += len(entries)
-            if progress is not None:
-                progress(done, max(result.bytes, written.total))
+    def _write_here(self, batches: list[Batch], result: RestoreResult, counter: _ProgressCounter) -> None:
+        """Write every batch in the calling thread."""
+        with ChunkReader(self.repository, self.repository.load_index()) as reader:
+            writer = FileWriter(reader, is_root=self._is_root)
+            for batch in batches:
+                writer.write_batch(batch, counter.add)
+                self._finish_batch(batch, result)
 
-        def complete_oldest(wait: bool) -> None:
-            entries, job = pending[0]
-            while wait and not job.done():
-                try:
-                    job.result(timeout=_PROGRESS_SECONDS)
-                except TimeoutError:
-                    if progress is not None:
-                        progress(done, max(result.bytes, written.total))
-            if job.done():
-                job.result()
-                pending.popleft()
-                count(entries)
-
-        def submit(files: list[tuple[bytes, Entry]]) -> None:
-            job = writers.submit(self._restore_files, files, reader, written, stop)
-            pending.append(([entry for _, entry in files], job))
-            if len(pending) > _MAX_PENDING_TASKS:
-                complete_oldest(wait=True)
-
-        index = self.repository.load_index()
-        with ChunkReader(self.repository, index) as reader, ThreadPoolExecutor(
-            max_workers=_WRITERS, thread_name_prefix="restore-write"
-        ) as writers:
-            try:
-                for entry in entries:
-                    if entry.type == "symlink":
-                        continue
-                    while pending and pending[0][1].done():
-                        complete_oldest(wait=False)
-                    if entry.type == "file":
-                        destination = self._destination(root, entry.path)
-                        if entry.sqlite:
-                            self._check_database_free(destination)
-                        if entry.size > _THREADED_FILE_BYTES or entry.sqlite:
-                            submit([(destination, entry)])
-                        else:
-                            self._restore_files([(destination, entry)], reader, written, stop)
-                            count([entry])
-                        continue
-                    self._restore_entry(root, entry, result)
-                    done += 1
-                    if progress is not None:
-                        progress(done, max(result.bytes, written.total))
-                while pending:
-                    complete_oldest(wait=True)
-            finally:
-                stop.set()
-                for _, job in pending:
-                    job.cancel()
+    def _finish_batch(self, batch: Batch, result: RestoreResult) -> None:
+        """Count a written batch and remove stale sidecars of a database in it."""
+        for entry in batch.entries:
+            result.files += 1
+            result.bytes += entry.size
+            if entry.sqlite:
+                self._remove_sidecars(os.path.join(batch.directory, entry.path.rpartition(b"/")[2]))
 
     def _restore_entry(self, root: bytes, entry: Entry, result: RestoreResult) -> None:
         """Create a directory, FIFO or device entry."""
@@ -205,19 +238,6 @@ class Restorer:
         result.special += 1
         self._set_metadata(destination, entry)
 
-    def _restore_files(
-        self,
-        files: list[tuple[bytes, Entry]],
-        reader: ChunkReader,
-        written: _ByteCounter,
-        stop: threading.Event,
-    ) -> None:
-        """Write files chunk by chunk to their destinations, on this thread or a writer thread."""
-        for destination, entry in files:
-            self._write_file(destination, entry, reader.iter_chunks(entry), written, stop)
-            if entry.sqlite:
-                self._remove_sidecars(destination)
-
     def _remove_sidecars(self, destination: bytes) -> None:
         """Delete `-wal`, `-shm` and `-journal` files left next to a restored database."""
         for suffix in SIDECAR_SUFFIXES:
@@ -225,41 +245,6 @@ class Restorer:
             if os.path.lexists(sidecar):
                 os.unlink(sidecar)
                 logger.info("removed stale database sidecar path=%s", os.fsdecode(sidecar))
-
-    def _write_file(
-        self,
-        destination: bytes,
-        entry: Entry,
-        chunks: Iterable[bytes],
-        written: _ByteCounter,
-        stop: threading.Event,
-    ) -> None:
-        """Write `chunks` to a new file with the entry's metadata at `destination`.
-
-        A new name is created directly. Over an existing name, the file is written
-        under a temporary name and renamed over it, so a symlink there is replaced,
-        never followed. The write stops with an exception once `stop` is set.
-        """
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        try:
-            fd = os.open(destination, flags, 0o600)
-            temporary = None
-        except FileExistsError:
-            temporary, fd = self._create_temporary(destination)
-        try:
-            for plain in chunks:
-                if stop.is_set():
-                    raise _RestoreStopped(entry.display_path())
-                _write_all(fd, plain)
-                written.add(len(plain))
-            self._set_file_metadata(fd, entry)
-        except BaseException:
-            os.close(fd)
-            os.unlink(temporary or destination)
-            raise
-        os.close(fd)
-        if temporary is not None:
-            os.replace(temporary, destination)
 
     def _restore_special(self, destination: bytes, entry: Entry, result: RestoreResult) -> bool:
         if os.path.lexists(destination):
@@ -320,23 +305,6 @@ class Restorer:
                 "stop the daemon before restoring over its database, or restore into another target"
             )
 
-    def _create_temporary(self, destination: bytes) -> tuple[bytes, int]:
-        """Create a new file for writing next to `destination` and return its name and descriptor."""
-        directory = os.path.dirname(destination)
-        while True:
-            number = next(self._temporaries)
-            name = os.path.join(directory, b"%s%d-%d" % (TEMP_PREFIX.encode(), os.getpid(), number))
-            try:
-                return name, os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-            except FileExistsError:
-                continue
-
-    def _set_file_metadata(self, fd: int, entry: Entry) -> None:
-        if self._is_root:
-            os.fchown(fd, entry.uid, entry.gid)
-        os.fchmod(fd, entry.mode)
-        os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
-
     def _set_metadata(self, path: bytes, entry: Entry) -> None:
         if self._is_root:
             os.lchown(path, entry.uid, entry.gid)
@@ -345,26 +313,20 @@ class Restorer:
         os.utime(path, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=False)
 
 
-class _ByteCounter:
-    """Bytes written by all writer threads so far."""
+class _ProgressCounter:
+    """Entries done and file bytes written in one restore, passed on to its progress callback."""
 
-    def __init__(self) -> None:
-        self.total = 0
-        self._lock = threading.Lock()
+    def __init__(self, progress: Callable[[int, int], None] | None) -> None:
+        self._progress = progress
+        self._entries = 0
+        self._bytes = 0
 
-    def add(self, count: int) -> None:
-        with self._lock:
-            self.total += count
-
-
-class _RestoreStopped(Exception):
-    """Raised in a writer thread when the restore stopped because of an error elsewhere."""
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+    def add(self, entries: int, written: int) -> None:
+        """Count entries finished and bytes written since the previous call, and report the totals."""
+        self._entries += entries
+        self._bytes += written
+        if self._progress is not None:
+            self._progress(self._entries, self._bytes)
 
 
 def is_within(path: bytes, root: bytes) -> bool:

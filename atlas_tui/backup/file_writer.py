@@ -1,0 +1,141 @@
+"""Writing of a restore's regular files, one directory's batch at a time.
+
+`FileWriter.write_batch` opens the batch's directory once and creates each file
+relative to that descriptor, so the kernel does not walk the full path again for
+every file. A small file then costs `openat`, `pread` of its chunk, `write`,
+`utimensat` and `close`: ownership and permissions are set with `fchown` and
+`fchmod` only when creating the file could not give them already.
+
+Both sides of a restore use it: `Restorer` in its own process for small restores, and
+each process of `restore_workers` for large ones. The caller has created the
+directory and checked that it resolves inside the restore target. A file is opened
+with `O_EXCL | O_NOFOLLOW`, so an existing name, a symlink included, is never
+written through: the file is written under a temporary name and renamed over it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable
+from typing import NamedTuple
+
+from atlas_tui.backup.atomic import TEMP_PREFIX
+from atlas_tui.backup.chunk_reader import ChunkReader
+from atlas_tui.backup.models import Entry
+
+__all__ = ["Batch", "FileWriter", "Report"]
+
+Report = Callable[[int, int], None]
+"""Called with the files finished and the file bytes written since the previous call."""
+
+
+class Batch(NamedTuple):
+    """Files of one directory that one process writes in order."""
+
+    directory: bytes
+    """Absolute path of the files' parent directory, created and checked by the caller."""
+    entries: list[Entry]
+    """File entries, each with `directory` as its parent."""
+
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_SPECIAL_BITS = 0o7000
+"""setuid, setgid and sticky: `fchown` clears the first two, so they are set after it."""
+
+
+class FileWriter:
+    """Writes regular files from a repository's chunks into existing directories.
+
+    Args:
+        reader: Reads the chunks; its calls run on the calling thread.
+        is_root: Restore owners, which only root may change.
+        umask_is_zero: The process umask is 0, so a file created with its final
+            permission bits needs no `fchmod`. Only a process that owns its umask,
+            such as a restore worker, can promise this.
+    """
+
+    def __init__(self, reader: ChunkReader, *, is_root: bool, umask_is_zero: bool = False) -> None:
+        self._reader = reader
+        self._is_root = is_root
+        self._umask_is_zero = umask_is_zero
+        self._temporaries = itertools.count()
+
+    def write_batch(self, batch: Batch, report: Report) -> None:
+        """Write the files of `batch` in order, calling `report` after each chunk and each file.
+
+        An exception (from reading, writing or `report`) removes the file being
+        written and propagates; files finished before it stay.
+        """
+        dir_fd = os.open(batch.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            # Owner that a new file in this directory gets, learned from the first file.
+            owner: tuple[int, int] | None = None
+            for entry in batch.entries:
+                try:
+                    owner = self._write_file(dir_fd, entry, owner, report)
+                except OSError as err:
+                    # Calls relative to `dir_fd` name only the file or its temporary name,
+                    # and `write` names nothing.
+                    if err.filename is None or isinstance(err.filename, bytes) and b"/" not in err.filename:
+                        path = os.fsdecode(os.path.join(batch.directory, entry.path.rpartition(b"/")[2]))
+                        raise OSError(err.errno, err.strerror, path) from err
+                    raise
+        finally:
+            os.close(dir_fd)
+
+    def _write_file(
+        self, dir_fd: int, entry: Entry, owner: tuple[int, int] | None, report: Report
+    ) -> tuple[int, int] | None:
+        """Write one file in `dir_fd` and return the owner a new file there gets, once known."""
+        name = entry.path.rpartition(b"/")[2]
+        chown = self._is_root and (owner is None or owner != (entry.uid, entry.gid))
+        final_mode = self._umask_is_zero and not chown and not entry.mode & _SPECIAL_BITS
+        create_mode = entry.mode if final_mode else 0o600
+        try:
+            fd = os.open(name, _CREATE_FLAGS, create_mode, dir_fd=dir_fd)
+            temporary = None
+        except FileExistsError:
+            temporary, fd = self._create_temporary(dir_fd, create_mode)
+        try:
+            if self._is_root and owner is None:
+                created = os.fstat(fd)
+                owner = (created.st_uid, created.st_gid)
+                chown = owner != (entry.uid, entry.gid)
+            for plain in self._reader.iter_chunks(entry):
+                _write_all(fd, plain)
+                report(0, len(plain))
+            if chown:
+                os.fchown(fd, entry.uid, entry.gid)
+            if not final_mode:
+                os.fchmod(fd, entry.mode)
+            os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
+        except BaseException:
+            os.close(fd)
+            os.unlink(temporary or name, dir_fd=dir_fd)
+            raise
+        os.close(fd)
+        if temporary is not None:
+            try:
+                os.replace(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            except BaseException:
+                os.unlink(temporary, dir_fd=dir_fd)
+                raise
+        report(1, 0)
+        return owner
+
+    def _create_temporary(self, dir_fd: int, mode: int) -> tuple[bytes, int]:
+        """Create a new file for writing in `dir_fd` and return its name and descriptor."""
+        while True:
+            name = b"%s%d-%d" % (TEMP_PREFIX.encode(), os.getpid(), next(self._temporaries))
+            try:
+                return name, os.open(name, _CREATE_FLAGS, mode, dir_fd=dir_fd)
+            except FileExistsError:
+                continue
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    written = os.write(fd, data)
+    if written < len(data):
+        view = memoryview(data)[written:]
+        while view:
+            view = view[os.write(fd, view) :]

@@ -1,0 +1,394 @@
+"""Restores written by worker processes: the same tree, progress, errors, and no process left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from atlas_tui.backup.archiver import Archiver
+from atlas_tui.backup.errors import BackupError, CorruptData
+from atlas_tui.backup.models import BackupRequest, BackupSetSpec, Snapshot
+from atlas_tui.backup.packs import pack_path
+from atlas_tui.backup.repository import Repository
+from atlas_tui.backup.restore_workers import RestoreWorkers
+from atlas_tui.backup.restorer import Restorer
+from atlas_tui.cli_backup import EXIT_FAILURE
+
+from tests.backup.conftest import PASSPHRASE, build_tree, restored_root, set_fixed_times, tree_state
+from tests.backup.test_sqlite_delta import ROWS, change_rows, database_chunks, table_digest
+from tests.backup.test_sqlite_live import back_up_dir, count_rows, make_database
+
+START = 1_767_225_600.0
+WORKER_MODULE = "atlas_tui.backup.restore_workers"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# Restores the latest snapshot of argv[1] into argv[2] with two workers. On the first
+# progress call that a worker caused, it prints the worker pids and then blocks, so the
+# test can kill it while a worker writes.
+BLOCKED_RESTORE = """
+import sys, time
+from pathlib import Path
+import psutil
+from atlas_tui.backup.repository import Repository
+from atlas_tui.backup.restorer import Restorer
+
+repository = Repository.open(Path(sys.argv[1]), sys.argv[3].encode())
+def block(entries, written):
+    if written:
+        workers = [child for child in psutil.Process().children() if "{module}" in child.cmdline()]
+        print(" ".join(str(child.pid) for child in workers), flush=True)
+        time.sleep(120)
+Restorer(repository, workers=2).restore(repository.latest_snapshot(), Path(sys.argv[2]), progress=block)
+""".replace("{module}", WORKER_MODULE)
+
+
+def back_up(repository: Repository, paths: list[Path]) -> Snapshot:
+    request = BackupRequest(sets=[BackupSetSpec(name="files", paths=paths)], now=START)
+    result = Archiver(repository).run(request)
+    assert result.id is not None
+    return repository.load_snapshot(result.id)
+
+
+def build_wide_tree(root: Path, directories: int = 12, files: int = 40) -> Path:
+    """Write `directories` folders of `files` small files each, with varied modes."""
+    root.mkdir(parents=True)
+    for number in range(directories):
+        folder = root / f"d{number:02d}"
+        folder.mkdir()
+        for index in range(files):
+            path = folder / f"f{index:03d}.txt"
+            path.write_bytes(f"{number} {index}\n".encode() * (index + 1))
+            os.chmod(path, (0o600, 0o640, 0o644, 0o755, 0o444)[index % 5])
+    set_fixed_times(root)
+    return root
+
+
+def restore_workers_of(pid: int) -> list[psutil.Process]:
+    """Return the restore worker processes among the children of `pid`, once each runs its module."""
+    found = []
+    for child in psutil.Process(pid).children():
+        try:
+            # Other children come and go, such as the `ldconfig` that ctypes runs to find the C library.
+            if WORKER_MODULE in child.cmdline():
+                found.append(child)
+        except psutil.Error:
+            continue
+    return found
+
+
+def wait_gone(pids: list[int], seconds: float) -> list[int]:
+    """Return the pids still running (not exited, not zombies) after up to `seconds`."""
+    deadline = time.monotonic() + seconds
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+        alive = [pid for pid in alive if _running(pid)]
+    return alive
+
+
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_workers_restore_equals_source(repository: Repository, tmp_path: Path) -> None:
+    """Two workers reproduce content, modes, mtimes, symlinks, the FIFO and the non-UTF-8 name."""
+    source = build_tree(tmp_path / "src")
+    wide = build_wide_tree(tmp_path / "wide")
+    snapshot = back_up(repository, [source, wide])
+
+    result = Restorer(repository, workers=2).restore(snapshot, tmp_path / "out")
+
+    assert tree_state(restored_root(tmp_path / "out", source)) == tree_state(source)
+    assert tree_state(restored_root(tmp_path / "out", wide)) == tree_state(wide)
+    assert result.files == 6 + 12 * 40
+    assert result.symlinks == 2
+    assert result.special == 1
+
+
+def test_workers_replace_existing_files(repository: Repository, tmp_path: Path) -> None:
+    """Files and a symlink already at the destinations are replaced, and the symlink's target is untouched."""
+    source = build_wide_tree(tmp_path / "src", directories=2, files=5)
+    snapshot = back_up(repository, [source])
+    restored = restored_root(tmp_path / "out", source)
+    (restored / "d00").mkdir(parents=True)
+    (restored / "d00" / "f000.txt").write_text("old content")
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep")
+    os.symlink(outside, restored / "d00" / "f001.txt")
+
+    Restorer(repository, workers=2).restore(snapshot, tmp_path / "out")
+
+    assert tree_state(restored) == tree_state(source)
+    assert outside.read_text() == "keep"
+    assert not [name for name in os.listdir(restored / "d00") if name.startswith(".")]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_progress_totals(repository: Repository, tmp_path: Path, workers: int) -> None:
+    """The last progress call counts every entry but the symlinks and every file byte, and counts never drop."""
+    source = build_tree(tmp_path / "src")
+    wide = build_wide_tree(tmp_path / "wide", directories=3, files=10)
+    snapshot = back_up(repository, [source, wide])
+    calls: list[tuple[int, int]] = []
+
+    result = Restorer(repository, workers=workers).restore(
+        snapshot, tmp_path / "out", progress=lambda entries, written: calls.append((entries, written))
+    )
+
+    not_symlinks = sum(1 for entry in snapshot.entries if entry.type != "symlink")
+    assert calls[-1] == (not_symlinks, sum(entry.size for entry in snapshot.entries))
+    assert calls[-1][1] == result.bytes
+    assert all(a[0] <= b[0] and a[1] <= b[1] for a, b in zip(calls, calls[1:]))
+
+
+def test_corrupt_chunk_raised_from_worker(repository: Repository, tmp_path: Path) -> None:
+    """A chunk damaged on disk stops a worker restore with CorruptData naming the pack, not a hang."""
+    source = build_wide_tree(tmp_path / "src", directories=2, files=5)
+    snapshot = back_up(repository, [source])
+    last = max((entry for entry in snapshot.entries if entry.type == "file"), key=lambda entry: entry.path)
+    location = repository.load_index()[bytes.fromhex(last.chunks[0])]
+    pack = pack_path(repository.path, location.pack_id)
+    data = bytearray(pack.read_bytes())
+    data[location.offset + location.length // 2] ^= 0xFF
+    pack.write_bytes(bytes(data))
+
+    with pytest.raises(CorruptData, match=f"pack {location.pack_id} chunk {last.chunks[0]}"):
+        Restorer(repository, workers=2).restore(snapshot, tmp_path / "out")
+
+
+def test_worker_os_error_names_path(repository: Repository, tmp_path: Path) -> None:
+    """A directory where the snapshot has a file fails with an OSError that names the full path."""
+    source = build_wide_tree(tmp_path / "src", directories=1, files=3)
+    snapshot = back_up(repository, [source])
+    blocked = restored_root(tmp_path / "out", source) / "d00" / "f001.txt"
+    blocked.mkdir(parents=True)
+
+    with pytest.raises(OSError, match="f001.txt") as raised:
+        Restorer(repository, workers=2).restore(snapshot, tmp_path / "out")
+
+    assert str(blocked) in str(raised.value)
+    assert [name for name in os.listdir(blocked.parent) if name.startswith(".")] == []
+
+
+def test_killed_worker_fails_restore(repository: Repository, tmp_path: Path) -> None:
+    """SIGKILL of the workers in the middle of a restore raises BackupError naming the signal."""
+    source = build_wide_tree(tmp_path / "src", directories=30, files=20)
+    snapshot = back_up(repository, [source])
+    killed: list[int] = []
+
+    def kill_workers(entries: int, written: int) -> None:
+        if written and not killed:
+            for child in restore_workers_of(os.getpid()):
+                child.kill()
+                killed.append(child.pid)
+
+    started = time.monotonic()
+    with pytest.raises(BackupError, match="was killed by signal 9") as raised:
+        Restorer(repository, workers=2).restore(snapshot, tmp_path / "out", progress=kill_workers)
+
+    assert "run it again" in str(raised.value)
+    assert len(killed) == 2
+    assert time.monotonic() - started < 30
+    assert wait_gone(killed, 5) == []
+
+
+def test_failed_restore_stops_workers(repository: Repository, tmp_path: Path) -> None:
+    """An exception from the progress callback stops the restore and leaves no worker running."""
+    source = build_wide_tree(tmp_path / "src", directories=10, files=20)
+    snapshot = back_up(repository, [source])
+    children: list[int] = []
+
+    def stop(entries: int, written: int) -> None:
+        if written:
+            children.extend(child.pid for child in restore_workers_of(os.getpid()))
+            raise RuntimeError("stop requested")
+
+    with pytest.raises(RuntimeError, match="stop requested"):
+        Restorer(repository, workers=2).restore(snapshot, tmp_path / "out", progress=stop)
+
+    assert len(children) == 2
+    assert wait_gone(children, 1) == []
+
+
+def test_killed_parent_leaves_no_worker(repository: Repository, tmp_path: Path) -> None:
+    """After SIGKILL of the restoring process, its workers exit, and no partly written file stays."""
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "big.bin").write_bytes(os.urandom(24 * 1024 * 1024))
+    build_wide_tree(source / "wide", directories=4, files=10)
+    back_up(repository, [source])
+    target = tmp_path / "out"
+    environment = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    process = subprocess.Popen(
+        [sys.executable, "-c", BLOCKED_RESTORE, str(repository.path), str(target), PASSPHRASE.decode()],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=environment,
+    )
+    try:
+        assert process.stdout is not None
+        workers = [int(pid) for pid in process.stdout.readline().split()]
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+
+        assert len(workers) == 2
+        assert wait_gone(workers, 10) == []
+    finally:
+        process.kill()
+        process.wait()
+    big = restored_root(target, source) / "big.bin"
+    assert not big.exists() or big.stat().st_size == 24 * 1024 * 1024
+
+
+def test_workers_remove_stale_sidecars(repository: Repository, tmp_path: Path) -> None:
+    """A database restored by a worker loses the -wal and -shm files of another database next to it."""
+    data = tmp_path / "data"
+    data.mkdir()
+    make_database(data / "atlas.db", 300).close()
+    snapshot_id = back_up_dir(repository, data)
+    target_dir = restored_root(tmp_path / "out", data)
+    target_dir.mkdir(parents=True)
+    (target_dir / "atlas.db-wal").write_bytes(b"\x01" * 4096)
+    (target_dir / "atlas.db-shm").write_bytes(b"\x00" * 32768)
+
+    Restorer(repository, workers=2).restore(repository.load_snapshot(snapshot_id), tmp_path / "out")
+
+    assert not (target_dir / "atlas.db-wal").exists()
+    assert not (target_dir / "atlas.db-shm").exists()
+    assert count_rows(target_dir / "atlas.db") == 300
+
+
+def test_many_files_choose_workers(
+    repository: Repository, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without a worker count, a restore of over a thousand files starts workers when two cores are free."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two cores")
+    source = build_wide_tree(tmp_path / "src", directories=11, files=100)
+    snapshot = back_up(repository, [source])
+
+    with caplog.at_level("INFO", logger="atlas_tui.backup"):
+        Restorer(repository).restore(snapshot, tmp_path / "out")
+
+    assert tree_state(restored_root(tmp_path / "out", source)) == tree_state(source)
+    assert "workers=2" in caplog.text
+    assert caplog.text.count("restore worker stopped") == 2
+
+
+def cli_environment(tmp_path: Path) -> dict[str, str]:
+    """Return an environment for `atlas backup` in a child process, with this checkout importable."""
+    environment = dict(os.environ, ATLAS_BACKUP_PASSPHRASE=PASSPHRASE.decode(), PYTHONPATH=str(REPO_ROOT))
+    environment.update(XDG_CONFIG_HOME=str(tmp_path / "xdg-config"), ATLAS_DATA_DIR=str(tmp_path / "data"))
+    environment.pop("ATLAS_CONFIG", None)
+    return environment
+
+
+def restore_command(repository: Repository, target: Path) -> list[str]:
+    return [
+        sys.executable, "-m", "atlas_tui.cli", "backup", "restore",
+        "--repo", str(repository.path), "--latest", "--target", str(target),
+    ]
+
+
+def test_cli_corrupt_chunk_exit(repository: Repository, tmp_path: Path) -> None:
+    """`atlas backup restore` exits 1 and names the damaged pack when a worker meets a bad chunk."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("the CLI starts workers only with two cores")
+    source = build_wide_tree(tmp_path / "src", directories=2, files=5)
+    snapshot = back_up(repository, [source])
+    entry = next(entry for entry in snapshot.entries if entry.type == "file")
+    location = repository.load_index()[bytes.fromhex(entry.chunks[0])]
+    pack = pack_path(repository.path, location.pack_id)
+    data = bytearray(pack.read_bytes())
+    data[location.offset + location.length // 2] ^= 0xFF
+    pack.write_bytes(bytes(data))
+
+    completed = subprocess.run(
+        restore_command(repository, tmp_path / "out"),
+        env=cli_environment(tmp_path), capture_output=True, text=True, timeout=60, check=False,
+    )
+
+    assert completed.returncode == EXIT_FAILURE
+    assert f"backup restore: pack {location.pack_id} chunk {entry.chunks[0]}" in completed.stderr
+    assert "authentication failed" in completed.stderr
+
+
+def test_cli_killed_worker_exit(repository: Repository, tmp_path: Path) -> None:
+    """`atlas backup restore` exits 1 with the signal named when its workers are killed, instead of waiting."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("the CLI starts workers only with two cores")
+    back_up(repository, [build_wide_tree(tmp_path / "src", directories=2, files=5)])
+    process = subprocess.Popen(
+        restore_command(repository, tmp_path / "out"),
+        env=cli_environment(tmp_path), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+    )
+    try:
+        # The workers start before the passphrase is checked, so they are killed before any file is sent.
+        deadline = time.monotonic() + 30
+        children: list[psutil.Process] = []
+        while len(children) < 2 and time.monotonic() < deadline:
+            time.sleep(0.005)
+            children = restore_workers_of(process.pid)
+        for child in children:
+            child.kill()
+        _, errors = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        process.wait()
+
+    assert len(children) == 2
+    assert process.returncode == EXIT_FAILURE
+    assert "was killed by signal 9 (SIGKILL)" in errors
+
+
+def test_large_files_spread_over_workers(repository: Repository, tmp_path: Path) -> None:
+    """Two large files go to two different workers instead of queueing in one."""
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("a.bin", "b.bin"):
+        (source / name).write_bytes(os.urandom(9 * 1024 * 1024))
+    snapshot = back_up(repository, [source])
+    writers: dict[str, int] = {}
+
+    original = RestoreWorkers._handle
+
+    def record(self: RestoreWorkers, worker: Any, message: tuple[Any, ...], batches: Any, *callbacks: Any) -> None:
+        if message[0] == "done":
+            writers[os.path.basename(batches[message[1]].entries[0].path).decode()] = worker.pid
+        original(self, worker, message, batches, *callbacks)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(RestoreWorkers, "_handle", record)
+        Restorer(repository, workers=2).restore(snapshot, tmp_path / "out")
+
+    assert sorted(writers) == ["a.bin", "b.bin"]
+    assert writers["a.bin"] != writers["b.bin"]
+
+
+def test_workers_restore_delta_chunks(repository: Repository, tmp_path: Path) -> None:
+    """A database whose changed chunks are stored as deltas restores exactly through a worker."""
+    data = tmp_path / "data"
+    data.mkdir()
+    holder = make_database(data / "atlas.db", ROWS)
+    back_up_dir(repository, data, START + 60)
+    change_rows(holder, 40)
+    snapshot_id = back_up_dir(repository, data, START + 120)
+    holder.close()
+    index = repository.load_index()
+    chunks = database_chunks(repository, snapshot_id)
+
+    Restorer(repository, workers=2).restore(repository.load_snapshot(snapshot_id), tmp_path / "out")
+
+    assert any(index[chunk].base is not None for chunk in chunks)
+    assert table_digest(restored_root(tmp_path / "out", data) / "atlas.db") == table_digest(data / "atlas.db")
