@@ -30,6 +30,9 @@ fi
 
 # The venv with the compiled chunker, built the way `make test` builds it.
 make --no-print-directory .venv/.installed-stamp >/dev/null
+# Byte-compile the project as an installed wheel would be, so that no run pays for compiling
+# it (a shell with PYTHONDONTWRITEBYTECODE=1 never writes these files on its own).
+.venv/bin/python -m compileall -q atlas_tui storage collectors >/dev/null
 
 echo "restic: $(restic version | head -1)"
 echo "borg: $(borg --version)"
