@@ -33,8 +33,8 @@ from pathlib import Path
 from atlas_tui.backup.chunk_store import ChunkStore, FileDigest
 from atlas_tui.backup.chunker import Chunker
 from atlas_tui.backup.crypto import ContentHasher
-from atlas_tui.backup.heap import collector_paused, release_free_memory
-from atlas_tui.backup.manifest import ParentManifest, encode_piece, entry_key, fingerprint, is_cut, stat_key
+from atlas_tui.backup.heap import collector_paused, fix_mmap_threshold, release_free_memory
+from atlas_tui.backup.manifest import ParentManifest, encode_piece, entry_key, fingerprint, is_cut, stat_fields
 from atlas_tui.backup.models import (
     BackupRequest,
     BackupResult,
@@ -89,6 +89,7 @@ class Archiver:
             RepositoryLocked: another live process holds the repository lock.
         """
         started = time.monotonic()
+        fix_mmap_threshold()
         with self.repository.lock(now=request.now), collector_paused():
             result = self._run_locked(request)
         result.duration = round(time.monotonic() - started, 3)
@@ -226,24 +227,24 @@ class _Run:
         before any file is read and an unchanged piece is taken whole from the parent.
         """
         results = walk.results
-        for group in _cut(walk.found):
-            self.groups.append(group)
+        self.groups = list(_cut(walk.found))
+        walk.found = []
+        tally = _Tally(len(specs))
+        for group in self.groups:
             self._process(group, specs, results)
+            if group.reused is not None:
+                for item in group.found:
+                    tally.add(item.spec, item.kind, item.size)
+            # Each finding is done with now; 42,000 of them take several MiB.
+            group.found = []
         if self._chunk_store is not None:
             self._chunk_store.drain()
-        content, files, sizes = [0] * len(specs), [0] * len(specs), [0] * len(specs)
         for group in self.groups:
             if group.reused is None:
                 group.entries = [(number, _resolved(entry)) for number, entry in group.entries]
-                counted = [(number, entry.type, entry.size) for number, entry in group.entries]  # type: ignore[union-attr]
-            else:
-                counted = [(item.spec, item.kind, item.info.st_size) for item in group.found]
-            for number, kind, size in counted:
-                if kind != "dir":
-                    content[number] += 1
-                if kind == "file":
-                    files[number] += 1
-                    sizes[number] += size
+                for number, entry in group.entries:
+                    tally.add(number, entry.type, entry.size)  # type: ignore[union-attr]
+        content, files, sizes = tally.content, tally.files, tally.sizes
         for number, result in enumerate(results):
             result.files, result.bytes = files[number], sizes[number]
             if content[number] == 0 and not result.skipped:
@@ -313,7 +314,7 @@ class _Run:
                 and piece.entries == len(group.found)
                 and all(self._settled(item) for item in group.found if item.source is not None)
                 and piece.fingerprint == fingerprint(
-                    stat_key(item.path.lstrip(b"/"), item.info, item.kind, item.source) for item in group.found
+                    item.path.lstrip(b"/") + item.fields for item in group.found
                 )
             ):
                 group.reused, group.piece = known[1], piece
@@ -340,14 +341,22 @@ class _Run:
         See `RACY_SECONDS`; `item.source` is set.
         """
         assert item.source is not None
-        return max(item.info.st_mtime_ns, item.info.st_ctime_ns, item.source[2]) < self._racy_before_ns
+        return item.changed_ns < self._racy_before_ns
 
     def _entry(self, item: _Found, spec: BackupSetSpec, result: SetResult) -> Entry | _PendingFile | None:
-        if item.kind == "dir":
-            return self._reused(item.path, item.info, "dir") or _entry(item.path, item.info, "dir")
-        if item.kind == "file":
-            return self._file(item.path, item.info, spec, result)
-        return self._other(item.path, item.info, result)
+        # The walk kept no stat results, which took about 25 MiB for 42,000 paths, so the
+        # path is looked at again. A change since the walk shows in the entry and in the
+        # next run's fingerprint.
+        try:
+            info = os.stat(item.path) if item.root else os.lstat(item.path)
+        except OSError as err:
+            _skip(result, item.path, err)
+            return None
+        if stat.S_ISDIR(info.st_mode):
+            return self._reused(item.path, info, "dir") or _entry(item.path, info, "dir")
+        if stat.S_ISREG(info.st_mode):
+            return self._file(item.path, info, spec, result)
+        return self._other(item.path, info, result)
 
     def _reused(self, path: bytes, info: os.stat_result, kind: EntryType) -> Entry | None:
         """Return the parent's entry of a directory, link or special file whose stat fields are unchanged.
@@ -518,13 +527,13 @@ class _Walk:
                 if (info.st_dev, info.st_ino) == self._repository_inode:
                     logger.info("backup leaves out the repository itself path=%s", os.fsdecode(path))
                     continue
-                found.append(_Found(number, path, info, "dir"))
+                found.append(_Found(number, path, info, "dir", root=path == root))
                 stack.extend(reversed(self._children(path, spec, result)))
             elif stat.S_ISREG(info.st_mode):
                 source = _source_state(path, info) if spec.sqlite and _is_database(path) else None
-                found.append(_Found(number, path, info, "file", source))
+                found.append(_Found(number, path, info, "file", root=path == root, source=source))
             else:
-                found.append(_Found(number, path, info, _special_type(info.st_mode)))
+                found.append(_Found(number, path, info, _special_type(info.st_mode), root=path == root))
 
     def _children(self, path: bytes, spec: BackupSetSpec, result: SetResult) -> list[bytes]:
         try:
@@ -561,20 +570,33 @@ class _PendingFile:
 
 
 class _Found:
-    """A path the walk found, with its `lstat` fields, before any file is read."""
+    """A path the walk found, with what the fingerprint needs of its `lstat` fields, before any file is read."""
 
-    __slots__ = ("info", "kind", "path", "source", "spec")
+    __slots__ = ("changed_ns", "fields", "kind", "path", "root", "size", "source", "spec")
 
     def __init__(
-        self, spec: int, path: bytes, info: os.stat_result, kind: EntryType, source: list[int] | None = None
+        self,
+        spec: int,
+        path: bytes,
+        info: os.stat_result,
+        kind: EntryType,
+        *,
+        root: bool = False,
+        source: list[int] | None = None,
     ) -> None:
         self.spec = spec
         """Index of its backup set in the run's order."""
         self.path = path
-        self.info = info
         self.kind = kind
+        self.root = root
+        """A configured path, which is followed when it is a symlink."""
+        self.size = info.st_size if kind == "file" else 0
+        self.fields = stat_fields(info, kind, source)
+        """The path's part of the piece fingerprint after the path (`manifest.stat_fields`)."""
         self.source = source
         """For a database in a set marked `sqlite`: the file's size and its `-wal` state (`_source_state`)."""
+        self.changed_ns = max(info.st_mtime_ns, info.st_ctime_ns, source[2]) if source else 0
+        """For a database: the last change of the file or its `-wal` file."""
 
 
 class _Group:
@@ -591,6 +613,22 @@ class _Group:
         self.piece: ManifestPiece | None = None
         self.similar: bytes | None = None
         """The parent's chunk of the piece with the same last path, the delta base of a changed piece."""
+
+
+class _Tally:
+    """Entries other than directories, files and file bytes per set."""
+
+    def __init__(self, sets: int) -> None:
+        self.content = [0] * sets
+        self.files = [0] * sets
+        self.sizes = [0] * sets
+
+    def add(self, number: int, kind: str, size: int) -> None:
+        if kind != "dir":
+            self.content[number] += 1
+        if kind == "file":
+            self.files[number] += 1
+            self.sizes[number] += size
 
 
 def _cut(found: list[_Found]) -> Iterator[_Group]:

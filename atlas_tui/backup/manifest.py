@@ -41,7 +41,7 @@ __all__ = [
     "fingerprint",
     "is_cut",
     "manifest_pieces",
-    "stat_key",
+    "stat_fields",
 ]
 
 PIECE_ENTRIES = 1024
@@ -98,8 +98,8 @@ def entry_key(entry: Entry) -> bytes:
     return entry.path + b"\0" + fields + extra
 
 
-def stat_key(path: bytes, info: object, kind: EntryType, source: Sequence[int] | None = None) -> bytes:
-    """Return what `entry_key` returns for the entry that a path with these `lstat` fields would get.
+def stat_fields(info: object, kind: EntryType, source: Sequence[int] | None = None) -> bytes:
+    """Return the part after the path of what `entry_key` returns for an entry with these `lstat` fields.
 
     Args:
         source: For a database, the `source` list its entry would get.
@@ -109,7 +109,7 @@ def stat_key(path: bytes, info: object, kind: EntryType, source: Sequence[int] |
         _KINDS[kind], stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid,  # type: ignore[attr-defined]
         size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino,  # type: ignore[attr-defined]
     )
-    return path + b"\0" + fields + (_SOURCE.pack(*source[1:4]) if source else b"")
+    return b"\0" + fields + (_SOURCE.pack(*source[1:4]) if source else b"")
 
 
 def fingerprint(keys: Iterable[bytes]) -> str:
