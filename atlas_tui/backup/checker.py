@@ -93,11 +93,15 @@ def check_integrity(
             check; an exception it raises stops the check.
     """
     index = repository.load_index()
-    needed = {snapshot_id: _snapshot_chunks(repository, snapshot_id, index) for snapshot_id in snapshot_ids}
+    pieces: dict[str, set[bytes]] = {}
+    needed: set[bytes] = set()
+    for snapshot_id in snapshot_ids:
+        needed |= _snapshot_chunks(repository, snapshot_id, index, pieces)
+    pieces.clear()
     by_pack: dict[str, set[bytes]] = defaultdict(set)
     result = IntegrityResult(snapshots=snapshot_ids)
     missing: set[bytes] = set()
-    for identifier in set().union(*needed.values()):
+    for identifier in needed:
         location = index.get(identifier)
         if location is None:
             missing.add(identifier)
@@ -191,8 +195,9 @@ def _name_affected_snapshots(
 ) -> None:
     if not damaged:
         return
+    pieces: dict[str, set[bytes]] = {}
     for snapshot_id in repository.snapshot_ids():
-        for identifier in _snapshot_chunks(repository, snapshot_id, index):
+        for identifier in _snapshot_chunks(repository, snapshot_id, index, pieces):
             location = index.get(identifier)
             pack_id = _MISSING if identifier in missing or location is None else location.pack_id
             report = damaged.get(pack_id)
@@ -200,18 +205,33 @@ def _name_affected_snapshots(
                 report.snapshots.append(snapshot_id)
 
 
-def _snapshot_chunks(repository: Repository, snapshot_id: str, index: dict[bytes, IndexEntry]) -> set[bytes]:
+def _snapshot_chunks(
+    repository: Repository, snapshot_id: str, index: dict[bytes, IndexEntry], pieces: dict[str, set[bytes]]
+) -> set[bytes]:
     """Return every chunk a snapshot needs, delta bases included.
 
-    When a manifest chunk is damaged the entries cannot be read: the manifest chunks
-    alone are returned, so that the check still reaches and names the damaged pack.
+    Args:
+        pieces: The file chunks named by each manifest chunk read so far; snapshots share
+            most manifest chunks, and each is read once.
+
+    When a manifest chunk is damaged its entries cannot be read: the manifest chunk
+    itself is still returned, so that the check reaches and names the damaged pack.
     """
-    try:
+    snapshot = repository.load_snapshot(snapshot_id, entries=False)
+    if snapshot.manifest_chunks is None:
+        # Written before entries moved into manifest chunks: they are in the snapshot file.
         snapshot = repository.load_snapshot(snapshot_id)
-    except CorruptData as err:
-        logger.warning("integrity cannot read the entries of snapshot id=%s error=%s", snapshot_id, err)
-        snapshot = repository.load_snapshot(snapshot_id, entries=False)
-    return with_bases(_chunk_ids(snapshot), index)
+    used = _chunk_ids(snapshot)
+    for hex_id in snapshot.manifest_chunks or ():
+        if hex_id not in pieces:
+            try:
+                pieces[hex_id] = repository.piece_chunk_ids(snapshot_id, bytes.fromhex(hex_id))
+            except CorruptData as err:
+                logger.warning("integrity cannot read the entries of snapshot id=%s error=%s", snapshot_id, err)
+                pieces[hex_id] = set()
+        used |= pieces[hex_id]
+    return with_bases(used, index)
+
 
 
 def _chunk_ids(snapshot: Snapshot) -> set[bytes]:

@@ -450,6 +450,23 @@ class Repository:
             plain = self._read_indexed(identifier, snapshot_id, self.load_index())
         return Entry.from_manifest(pydantic_core.from_json(plain, cache_strings="all"))
 
+    def piece_chunk_ids(self, snapshot_id: str, identifier: bytes) -> set[bytes]:
+        """Return the file chunk ids that one manifest chunk names, without building its entries.
+
+        Raises:
+            CorruptData: the chunk is not indexed or fails its checks.
+        """
+        try:
+            plain = self._read_indexed(identifier, snapshot_id, self.load_index())
+        except CorruptData:
+            self.forget_index()
+            plain = self._read_indexed(identifier, snapshot_id, self.load_index())
+        try:
+            items = pydantic_core.from_json(plain, cache_strings="keys")
+            return {bytes.fromhex(hex_id) for item in items for hex_id in item["chunks"]}
+        except (ValueError, TypeError, KeyError) as err:
+            raise CorruptData(f"snapshot {snapshot_id}: manifest chunk {identifier.hex()} is not valid: {err}") from err
+
     def _read_indexed(self, identifier: bytes, snapshot_id: str, index: dict[bytes, IndexEntry]) -> bytes:
         location = index.get(identifier)
         if location is None:
