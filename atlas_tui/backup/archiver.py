@@ -33,7 +33,7 @@ from pathlib import Path
 from atlas_tui.backup.chunk_store import ChunkStore, FileDigest
 from atlas_tui.backup.chunker import Chunker
 from atlas_tui.backup.crypto import ContentHasher
-from atlas_tui.backup.heap import collector_paused, release_free_memory
+from atlas_tui.backup.heap import backup_tuning, collector_paused, release_free_memory
 from atlas_tui.backup.manifest import ParentManifest, encode_piece, entry_key, fingerprint, is_cut, stat_fields
 from atlas_tui.backup.models import (
     BackupRequest,
@@ -89,7 +89,7 @@ class Archiver:
             RepositoryLocked: another live process holds the repository lock.
         """
         started = time.monotonic()
-        with self.repository.lock(now=request.now), collector_paused():
+        with self.repository.lock(now=request.now), collector_paused(), backup_tuning():
             result = self._run_locked(request)
         result.duration = round(time.monotonic() - started, 3)
         logger.info(

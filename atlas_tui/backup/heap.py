@@ -1,4 +1,5 @@
-"""Memory tuning of the backup engine: the C heap (glibc malloc) and the garbage collector.
+"""Runtime tuning of the backup engine: the C heap (glibc malloc), the garbage collector
+and the interpreter's thread switch interval.
 
 Backups, restores and checks allocate buffers of a few MiB (read blocks, sealed
 chunks) on several threads, and parse manifests that leave many megabytes free
@@ -15,14 +16,26 @@ import functools
 import gc
 import logging
 import platform
+import sys
+import threading
 from collections.abc import Iterator
 
-__all__ = ["collector_paused", "fix_mmap_threshold", "release_free_memory"]
+__all__ = ["backup_tuning", "collector_paused", "fix_mmap_threshold", "release_free_memory"]
 
 MMAP_THRESHOLD_BYTES = 4 * 1024 * 1024
 """Allocations of at least this size get their own mapping and return to the system when freed."""
 
+BACKUP_TRIM_THRESHOLD_BYTES = 8 * 1024 * 1024
+"""Free memory that each malloc arena keeps at its top during a backup, instead of the default 128 KiB."""
+DEFAULT_TRIM_THRESHOLD_BYTES = 128 * 1024
+BACKUP_SWITCH_INTERVAL_S = 0.001
+"""How long a thread may hold the GIL while another waits for it, during a backup (Python's default is 5 ms)."""
+
+_M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
+_tuning_lock = threading.Lock()
+_tuning_users = 0
+_saved_switch_interval = 0.0
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +76,43 @@ def collector_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+@contextlib.contextmanager
+def backup_tuning() -> Iterator[None]:
+    """Tune the process for a backup run for the block, then restore the defaults.
+
+    A backup's reading thread and its sealing workers hand the GIL to each other
+    between C calls tens of thousands of times a second, and with the default switch
+    interval of 5 ms a first backup of the 1 GiB bench corpus kept the 2 cores only
+    70 % busy (`perf stat`: 1.38 CPUs). Freed buffers at the top of each arena went back
+    to the system and were faulted in again for the next chunk: 400,000 page faults in
+    that backup. A 1 ms interval and an 8 MiB trim threshold took it from 6.6 s to 5.9 s
+    with 67,000 faults, and the backup after a 1 % change from 2.9 s to 2.2 s, for about
+    6 MiB more peak RSS (a 64 MiB threshold was no faster and kept 15 MiB more). Nested
+    and concurrent runs share the settings; the last one to leave restores them.
+    """
+    global _tuning_users, _saved_switch_interval
+    with _tuning_lock:
+        if _tuning_users == 0:
+            _saved_switch_interval = sys.getswitchinterval()
+            sys.setswitchinterval(BACKUP_SWITCH_INTERVAL_S)
+            _set_trim_threshold(BACKUP_TRIM_THRESHOLD_BYTES)
+        _tuning_users += 1
+    try:
+        yield
+    finally:
+        with _tuning_lock:
+            _tuning_users -= 1
+            if _tuning_users == 0:
+                sys.setswitchinterval(_saved_switch_interval)
+                _set_trim_threshold(DEFAULT_TRIM_THRESHOLD_BYTES)
+
+
+def _set_trim_threshold(size: int) -> None:
+    libc = _glibc()
+    if libc is not None:
+        libc.mallopt(_M_TRIM_THRESHOLD, size)
 
 
 @functools.cache
