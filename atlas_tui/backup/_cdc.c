@@ -1,5 +1,6 @@
 /*
- * Content-defined chunk boundaries from a gear rolling hash, for atlas_tui.backup.chunker.
+ * Content-defined chunk boundaries from a gear rolling hash, for atlas_tui.backup.chunker,
+ * and a reader of small files for the same module (see `read_small` at the end).
  *
  * For each chunk the hash starts at zero `min_size` bytes after the chunk start and takes
  * one byte per step: h = (h << 1) + table[byte], modulo 2^64. Because of the shift, a
@@ -11,8 +12,13 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define TABLE_BYTES (256 * 8)
 
@@ -172,12 +178,125 @@ static PyObject *cut_points(PyObject *self, PyObject *args)
     return result;
 }
 
+/*
+ * read_small(path, limit) -> (stat fields, bytes or None)
+ *
+ * lstat, open, fstat, read and close of one small file with the GIL released once. A
+ * backup's reading thread made these five calls for each of tens of thousands of small
+ * files, and each call gave the GIL to a sealing thread and waited to get it back.
+ * Only a path that lstat shows as a regular file of at most `limit` bytes is opened,
+ * with O_NOFOLLOW and O_NONBLOCK. It is read only when fstat shows a regular file, so a
+ * FIFO or device put in its place is never read. The stat fields come from fstat when
+ * the file was opened, else from lstat, in the order of os.stat_result. The data is
+ * None when the path is not a regular file or holds more than `limit` bytes.
+ */
+static PyObject *read_small(PyObject *module, PyObject *args)
+{
+    PyObject *path_object;
+    Py_ssize_t limit;
+    struct stat info;
+    char *buffer = NULL;
+    Py_ssize_t length = 0;
+    int error = 0, opened = 0, too_big = 0;
+
+    (void)module;
+    if (!PyArg_ParseTuple(args, "O!n", &PyBytes_Type, &path_object, &limit)) {
+        return NULL;
+    }
+    if (limit < 0) {
+        PyErr_Format(PyExc_ValueError, "limit must be at least 0, got %zd", limit);
+        return NULL;
+    }
+    const char *path = PyBytes_AS_STRING(path_object);
+    if ((Py_ssize_t)strlen(path) != PyBytes_GET_SIZE(path_object)) {
+        PyErr_SetString(PyExc_ValueError, "embedded null byte in path");
+        return NULL;
+    }
+
+    Py_BEGIN_ALLOW_THREADS
+    if (lstat(path, &info) != 0) {
+        error = errno;
+    } else if (S_ISREG(info.st_mode) && info.st_size <= limit) {
+        int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0) {
+            error = errno;
+        } else {
+            if (fstat(fd, &info) != 0) {
+                error = errno;
+            } else if (S_ISREG(info.st_mode)) {
+                /* Reading one byte past the limit shows a file that grew since lstat. */
+                buffer = malloc((size_t)limit + 1);
+                if (buffer == NULL) {
+                    error = ENOMEM;
+                }
+                while (buffer != NULL && length <= limit) {
+                    ssize_t count = read(fd, buffer + length, (size_t)(limit + 1 - length));
+                    if (count < 0 && errno == EINTR) {
+                        continue;
+                    }
+                    if (count < 0) {
+                        error = errno;
+                        break;
+                    }
+                    if (count == 0) {
+                        break;
+                    }
+                    length += count;
+                }
+                opened = error == 0;
+                too_big = length > limit;
+            }
+            close(fd);
+        }
+    }
+    Py_END_ALLOW_THREADS
+
+    if (error != 0) {
+        free(buffer);
+        errno = error;
+        return PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path_object);
+    }
+    PyObject *data;
+    if (opened && !too_big) {
+        data = PyBytes_FromStringAndSize(buffer, length);
+    } else {
+        data = Py_NewRef(Py_None);
+    }
+    free(buffer);
+    if (data == NULL) {
+        return NULL;
+    }
+    PyObject *fields = Py_BuildValue(
+        "(kKkkkkLLLLdddLLLlLk)",
+        (unsigned long)info.st_mode, (unsigned long long)info.st_ino, (unsigned long)info.st_dev,
+        (unsigned long)info.st_nlink, (unsigned long)info.st_uid, (unsigned long)info.st_gid,
+        (long long)info.st_size, (long long)info.st_atim.tv_sec, (long long)info.st_mtim.tv_sec,
+        (long long)info.st_ctim.tv_sec,
+        (double)info.st_atim.tv_sec + info.st_atim.tv_nsec * 1e-9,
+        (double)info.st_mtim.tv_sec + info.st_mtim.tv_nsec * 1e-9,
+        (double)info.st_ctim.tv_sec + info.st_ctim.tv_nsec * 1e-9,
+        (long long)info.st_atim.tv_sec * 1000000000LL + info.st_atim.tv_nsec,
+        (long long)info.st_mtim.tv_sec * 1000000000LL + info.st_mtim.tv_nsec,
+        (long long)info.st_ctim.tv_sec * 1000000000LL + info.st_ctim.tv_nsec,
+        (long)info.st_blksize, (long long)info.st_blocks, (unsigned long)info.st_rdev);
+    if (fields == NULL) {
+        Py_DECREF(data);
+        return NULL;
+    }
+    return Py_BuildValue("(NN)", fields, data);
+}
+
 static PyMethodDef cdc_methods[] = {
     {"cut_points", cut_points, METH_VARARGS,
      "cut_points(table, data, min_size, avg_size, max_size, strict_bits, loose_bits, final, scanned=0) -> list[int]\n\n"
      "Return the end offsets of the chunks found in data. Without final, the bytes after\n"
      "the last offset did not yet decide a boundary and must be passed again with more data;\n"
      "their count, passed as scanned, lets the next call skip searching them again."},
+    {"read_small", read_small, METH_VARARGS,
+     "read_small(path, limit) -> (stat fields, bytes or None)\n\n"
+     "lstat the path and, when it is a regular file of at most limit bytes, read it whole,\n"
+     "all with the GIL released once. The fields are in the order of os.stat_result; the\n"
+     "bytes are None when the path is not a regular file or holds more than limit bytes."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -346,6 +346,25 @@ class _Run:
         # The walk kept no stat results, which took about 25 MiB for 42,000 paths, so the
         # path is looked at again. A change since the walk shows in the entry and in the
         # next run's fingerprint.
+        if (
+            item.kind == "file"
+            and not item.root
+            and not spec.sqlite
+            and item.size <= self.chunker.params.min_size
+            and item.path.lstrip(b"/") not in self.cache
+        ):
+            # A new small file: looked at and read in one call.
+            try:
+                info, data = self.chunker.read_small(item.path)
+            except OSError as err:
+                _skip(result, item.path, err)
+                return None
+            if data is not None:
+                hasher = self.repository.content_hasher()
+                hasher.update(data)
+                self.files_read += 1
+                return self._store((memoryview(data),) if data else (), hasher, item.path, info)
+            # No longer a small regular file: looked at again below.
         try:
             info = os.stat(item.path) if item.root else os.lstat(item.path)
         except OSError as err:

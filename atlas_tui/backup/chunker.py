@@ -10,6 +10,7 @@ buffer. Memory stays below `READ_SIZE + max_size` whatever the stream length.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
@@ -63,6 +64,7 @@ class Chunker:
                 "run `pip install -e .` (needs gcc and the Python headers)"
             ) from err
         self._cut_points = _cdc.cut_points
+        self._read_small = _cdc.read_small
         self._table = gear_table(seed)
         self.params = params
         self._strict, self._loose = mask_bits(params)
@@ -79,6 +81,20 @@ class Chunker:
             self._table, data, params.min_size, params.avg_size, params.max_size, self._strict, self._loose, final,
             scanned,
         )
+
+    def read_small(self, path: bytes) -> tuple[os.stat_result, bytes | None]:
+        """Return the `lstat` of `path` and its bytes when it is a regular file that is one whole chunk.
+
+        A file of at most `min_size` bytes is always a single chunk, so it is read in one
+        call without looking for boundaries; see `_cdc.read_small`. The bytes are None
+        when the path is not a regular file or holds more than `min_size` bytes; the
+        result is then the `lstat` of the path, or the `fstat` of what was opened.
+
+        Raises:
+            OSError: the path cannot be looked at, opened or read.
+        """
+        fields, data = self._read_small(path, self.params.min_size)
+        return os.stat_result(fields), data
 
     def split(
         self,

@@ -274,3 +274,32 @@ def test_within_root_prefix() -> None:
     assert is_within(b"/srv/restore", b"/srv/restore")
     assert not is_within(b"/srv/restore-other/a", b"/srv/restore")
     assert not is_within(b"/etc", b"/srv/restore")
+
+
+def test_small_file_replaced_after_walk(repository: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A small file that becomes a FIFO or a symlink after the walk is stored as one, never read."""
+    from atlas_tui.backup import archiver
+
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "a-pipe").write_bytes(b"small\n")
+    (source / "b-link").write_bytes(b"small\n")
+    (source / "c-kept").write_bytes(b"small\n")
+    original = archiver._Run.backup_sets
+
+    def replace_then_back_up(self, specs, walk):
+        (source / "a-pipe").unlink()
+        os.mkfifo(source / "a-pipe")
+        (source / "b-link").unlink()
+        (source / "b-link").symlink_to("c-kept")
+        return original(self, specs, walk)
+
+    monkeypatch.setattr(archiver._Run, "backup_sets", replace_then_back_up)
+    result = back_up(repository, [source], START)
+
+    entries = {entry.path.rsplit(b"/", 1)[-1]: entry for entry in repository.load_snapshot(result.id).entries}
+    assert result.status == "ok"
+    assert result.files_read == 1
+    assert entries[b"a-pipe"].type == "fifo"
+    assert (entries[b"b-link"].type, entries[b"b-link"].link_target) == ("symlink", b"c-kept")
+    assert entries[b"c-kept"].size == 6

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
 import random
+import stat
 
 import pytest
 
@@ -139,3 +141,47 @@ def test_seed_changes_boundaries() -> None:
 def test_empty_stream_no_chunks() -> None:
     """An empty file has no chunks."""
     assert list(Chunker(b"k" * 32, PARAMS[0]).split(io.BytesIO(b""))) == []
+
+
+def test_read_small_reads_a_file_of_one_chunk(tmp_path) -> None:
+    """A regular file of at most `min_size` bytes comes back whole, with its `lstat` fields."""
+    chunker = Chunker(b"k" * 32, PARAMS[1])
+    path = tmp_path / "small"
+    data = random.Random(3).randbytes(PARAMS[1].min_size)
+    path.write_bytes(data)
+    info, read = chunker.read_small(bytes(path))
+    expected = os.lstat(path)
+    assert read == data
+    assert list(chunker.split(io.BytesIO(data))) == [data]
+    for field in ("st_mode", "st_ino", "st_dev", "st_size", "st_uid", "st_gid", "st_mtime_ns", "st_ctime_ns"):
+        assert getattr(info, field) == getattr(expected, field), field
+
+
+def test_read_small_leaves_larger_and_special_files_unread(tmp_path) -> None:
+    """A larger file, a FIFO, a device and a symlink are not read; a FIFO would block if opened."""
+    chunker = Chunker(b"k" * 32, PARAMS[1])
+    large = tmp_path / "large"
+    large.write_bytes(b"x" * (PARAMS[1].min_size + 1))
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    link = tmp_path / "link"
+    link.symlink_to(large)
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    assert chunker.read_small(bytes(large))[1] is None
+    info, data = chunker.read_small(bytes(fifo))
+    assert data is None
+    assert stat.S_ISFIFO(info.st_mode)
+    assert chunker.read_small(b"/dev/null")[1] is None
+    info, data = chunker.read_small(bytes(link))
+    assert data is None
+    assert stat.S_ISLNK(info.st_mode)
+    assert chunker.read_small(bytes(empty))[1] == b""
+
+
+def test_read_small_names_a_missing_path(tmp_path) -> None:
+    """A path that is gone raises the OSError of `lstat`, with the path."""
+    missing = bytes(tmp_path / "gone")
+    with pytest.raises(FileNotFoundError) as caught:
+        Chunker(b"k" * 32, PARAMS[1]).read_small(missing)
+    assert caught.value.filename == missing
