@@ -1,6 +1,6 @@
 /*
  * Content-defined chunk boundaries from a gear rolling hash, for atlas_tui.backup.chunker,
- * and a reader of small files for the same module (see `read_small` at the end).
+ * and a reader of small files for the same module (see `read_small_files` at the end).
  *
  * For each chunk the hash starts at zero `min_size` bytes after the chunk start and takes
  * one byte per step: h = (h << 1) + table[byte], modulo 2^64. Because of the shift, a
@@ -178,112 +178,176 @@ static PyObject *cut_points(PyObject *self, PyObject *args)
     return result;
 }
 
+/* What read_one found for one path; the buffer is malloc'ed and freed by the caller. */
+typedef struct {
+    const char *path;
+    struct stat info;
+    char *buffer;
+    Py_ssize_t length;
+    int error;
+    int read;
+} small_file;
+
 /*
- * read_small(path, limit) -> (stat fields, bytes or None)
+ * lstat, open, fstat, read and close one small file; runs without the GIL.
  *
- * lstat, open, fstat, read and close of one small file with the GIL released once. A
- * backup's reading thread made these five calls for each of tens of thousands of small
- * files, and each call gave the GIL to a sealing thread and waited to get it back.
  * Only a path that lstat shows as a regular file of at most `limit` bytes is opened,
  * with O_NOFOLLOW and O_NONBLOCK. It is read only when fstat shows a regular file, so a
- * FIFO or device put in its place is never read. The stat fields come from fstat when
- * the file was opened, else from lstat, in the order of os.stat_result. The data is
- * None when the path is not a regular file or holds more than `limit` bytes.
+ * FIFO or device put in its place is never read. `read` is set when the whole file,
+ * at most `limit` bytes and no more than fstat showed, is in the buffer.
  */
-static PyObject *read_small(PyObject *module, PyObject *args)
+static void read_one(small_file *file, Py_ssize_t limit)
 {
-    PyObject *path_object;
+    if (lstat(file->path, &file->info) != 0) {
+        file->error = errno;
+        return;
+    }
+    if (!S_ISREG(file->info.st_mode) || file->info.st_size > limit) {
+        return;
+    }
+    int fd = open(file->path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        file->error = errno;
+        return;
+    }
+    if (fstat(fd, &file->info) != 0) {
+        file->error = errno;
+    } else if (S_ISREG(file->info.st_mode) && file->info.st_size <= limit) {
+        /* A buffer of the size fstat gives, and one byte more: reading that byte shows a
+           file that grew since, which is then not read here. */
+        Py_ssize_t capacity = (Py_ssize_t)file->info.st_size + 1;
+        file->buffer = malloc((size_t)capacity);
+        if (file->buffer == NULL) {
+            file->error = ENOMEM;
+        }
+        while (file->buffer != NULL && file->length < capacity) {
+            ssize_t count = read(fd, file->buffer + file->length, (size_t)(capacity - file->length));
+            if (count < 0 && errno == EINTR) {
+                continue;
+            }
+            if (count < 0) {
+                file->error = errno;
+                break;
+            }
+            if (count == 0) {
+                break;
+            }
+            file->length += count;
+        }
+        file->read = file->error == 0 && file->length < capacity;
+    }
+    close(fd);
+}
+
+/* The stat fields in the order of os.stat_result. */
+static PyObject *stat_fields(const struct stat *info)
+{
+    return Py_BuildValue(
+        "(kKkkkkLLLLdddLLLlLk)",
+        (unsigned long)info->st_mode, (unsigned long long)info->st_ino, (unsigned long)info->st_dev,
+        (unsigned long)info->st_nlink, (unsigned long)info->st_uid, (unsigned long)info->st_gid,
+        (long long)info->st_size, (long long)info->st_atim.tv_sec, (long long)info->st_mtim.tv_sec,
+        (long long)info->st_ctim.tv_sec,
+        (double)info->st_atim.tv_sec + info->st_atim.tv_nsec * 1e-9,
+        (double)info->st_mtim.tv_sec + info->st_mtim.tv_nsec * 1e-9,
+        (double)info->st_ctim.tv_sec + info->st_ctim.tv_nsec * 1e-9,
+        (long long)info->st_atim.tv_sec * 1000000000LL + info->st_atim.tv_nsec,
+        (long long)info->st_mtim.tv_sec * 1000000000LL + info->st_mtim.tv_nsec,
+        (long long)info->st_ctim.tv_sec * 1000000000LL + info->st_ctim.tv_nsec,
+        (long)info->st_blksize, (long long)info->st_blocks, (unsigned long)info->st_rdev);
+}
+
+/* The result for one file: (stat fields, bytes or None), or the OSError instance. */
+static PyObject *small_file_result(small_file *file, PyObject *path_object)
+{
+    if (file->error != 0) {
+        PyObject *error = PyObject_CallFunction(PyExc_OSError, "isO", file->error, strerror(file->error),
+                                                path_object);
+        return error;
+    }
+    PyObject *data = file->read ? PyBytes_FromStringAndSize(file->buffer, file->length) : Py_NewRef(Py_None);
+    if (data == NULL) {
+        return NULL;
+    }
+    PyObject *fields = stat_fields(&file->info);
+    if (fields == NULL) {
+        Py_DECREF(data);
+        return NULL;
+    }
+    return Py_BuildValue("(NN)", fields, data);
+}
+
+/*
+ * read_small_files(paths, limit) -> list of (stat fields, bytes or None) or OSError
+ *
+ * Looks at and reads a batch of small files (see read_one) with the GIL released once.
+ * A backup's reading thread made five system calls for each of tens of thousands of
+ * small files, and each call gave the GIL to a sealing thread and waited to get it
+ * back. A batch also lets a helper thread read ahead while files come from disk.
+ */
+static PyObject *read_small_files(PyObject *module, PyObject *args)
+{
+    PyObject *paths;
     Py_ssize_t limit;
-    struct stat info;
-    char *buffer = NULL;
-    Py_ssize_t length = 0;
-    int error = 0, opened = 0, too_big = 0;
 
     (void)module;
-    if (!PyArg_ParseTuple(args, "O!n", &PyBytes_Type, &path_object, &limit)) {
+    if (!PyArg_ParseTuple(args, "O!n", &PyList_Type, &paths, &limit)) {
         return NULL;
     }
     if (limit < 0) {
         PyErr_Format(PyExc_ValueError, "limit must be at least 0, got %zd", limit);
         return NULL;
     }
-    const char *path = PyBytes_AS_STRING(path_object);
-    if ((Py_ssize_t)strlen(path) != PyBytes_GET_SIZE(path_object)) {
-        PyErr_SetString(PyExc_ValueError, "embedded null byte in path");
+    Py_ssize_t count = PyList_GET_SIZE(paths);
+    small_file *files = PyMem_Calloc(count ? (size_t)count : 1, sizeof(small_file));
+    if (files == NULL) {
+        return PyErr_NoMemory();
+    }
+    /* The list is copied, so that no other thread can change it while the GIL is released. */
+    PyObject *copied = PyList_GetSlice(paths, 0, count);
+    if (copied == NULL) {
+        PyMem_Free(files);
         return NULL;
+    }
+    for (Py_ssize_t k = 0; k < count; k++) {
+        PyObject *path = PyList_GET_ITEM(copied, k);
+        if (!PyBytes_Check(path)) {
+            PyErr_Format(PyExc_TypeError, "paths must be bytes, got %.100s", Py_TYPE(path)->tp_name);
+            goto fail;
+        }
+        if ((Py_ssize_t)strlen(PyBytes_AS_STRING(path)) != PyBytes_GET_SIZE(path)) {
+            PyErr_SetString(PyExc_ValueError, "embedded null byte in path");
+            goto fail;
+        }
+        files[k].path = PyBytes_AS_STRING(path);
     }
 
     Py_BEGIN_ALLOW_THREADS
-    if (lstat(path, &info) != 0) {
-        error = errno;
-    } else if (S_ISREG(info.st_mode) && info.st_size <= limit) {
-        int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-        if (fd < 0) {
-            error = errno;
-        } else {
-            if (fstat(fd, &info) != 0) {
-                error = errno;
-            } else if (S_ISREG(info.st_mode)) {
-                /* Reading one byte past the limit shows a file that grew since lstat. */
-                buffer = malloc((size_t)limit + 1);
-                if (buffer == NULL) {
-                    error = ENOMEM;
-                }
-                while (buffer != NULL && length <= limit) {
-                    ssize_t count = read(fd, buffer + length, (size_t)(limit + 1 - length));
-                    if (count < 0 && errno == EINTR) {
-                        continue;
-                    }
-                    if (count < 0) {
-                        error = errno;
-                        break;
-                    }
-                    if (count == 0) {
-                        break;
-                    }
-                    length += count;
-                }
-                opened = error == 0;
-                too_big = length > limit;
-            }
-            close(fd);
-        }
+    for (Py_ssize_t k = 0; k < count; k++) {
+        read_one(&files[k], limit);
     }
     Py_END_ALLOW_THREADS
 
-    if (error != 0) {
-        free(buffer);
-        errno = error;
-        return PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path_object);
+    PyObject *results = PyList_New(count);
+    for (Py_ssize_t k = 0; results != NULL && k < count; k++) {
+        PyObject *result = small_file_result(&files[k], PyList_GET_ITEM(copied, k));
+        if (result == NULL) {
+            Py_CLEAR(results);
+            break;
+        }
+        PyList_SET_ITEM(results, k, result);
     }
-    PyObject *data;
-    if (opened && !too_big) {
-        data = PyBytes_FromStringAndSize(buffer, length);
-    } else {
-        data = Py_NewRef(Py_None);
+    for (Py_ssize_t k = 0; k < count; k++) {
+        free(files[k].buffer);
     }
-    free(buffer);
-    if (data == NULL) {
-        return NULL;
-    }
-    PyObject *fields = Py_BuildValue(
-        "(kKkkkkLLLLdddLLLlLk)",
-        (unsigned long)info.st_mode, (unsigned long long)info.st_ino, (unsigned long)info.st_dev,
-        (unsigned long)info.st_nlink, (unsigned long)info.st_uid, (unsigned long)info.st_gid,
-        (long long)info.st_size, (long long)info.st_atim.tv_sec, (long long)info.st_mtim.tv_sec,
-        (long long)info.st_ctim.tv_sec,
-        (double)info.st_atim.tv_sec + info.st_atim.tv_nsec * 1e-9,
-        (double)info.st_mtim.tv_sec + info.st_mtim.tv_nsec * 1e-9,
-        (double)info.st_ctim.tv_sec + info.st_ctim.tv_nsec * 1e-9,
-        (long long)info.st_atim.tv_sec * 1000000000LL + info.st_atim.tv_nsec,
-        (long long)info.st_mtim.tv_sec * 1000000000LL + info.st_mtim.tv_nsec,
-        (long long)info.st_ctim.tv_sec * 1000000000LL + info.st_ctim.tv_nsec,
-        (long)info.st_blksize, (long long)info.st_blocks, (unsigned long)info.st_rdev);
-    if (fields == NULL) {
-        Py_DECREF(data);
-        return NULL;
-    }
-    return Py_BuildValue("(NN)", fields, data);
+    PyMem_Free(files);
+    Py_DECREF(copied);
+    return results;
+
+fail:
+    PyMem_Free(files);
+    Py_DECREF(copied);
+    return NULL;
 }
 
 static PyMethodDef cdc_methods[] = {
@@ -292,11 +356,12 @@ static PyMethodDef cdc_methods[] = {
      "Return the end offsets of the chunks found in data. Without final, the bytes after\n"
      "the last offset did not yet decide a boundary and must be passed again with more data;\n"
      "their count, passed as scanned, lets the next call skip searching them again."},
-    {"read_small", read_small, METH_VARARGS,
-     "read_small(path, limit) -> (stat fields, bytes or None)\n\n"
-     "lstat the path and, when it is a regular file of at most limit bytes, read it whole,\n"
+    {"read_small_files", read_small_files, METH_VARARGS,
+     "read_small_files(paths, limit) -> list of (stat fields, bytes or None) or OSError\n\n"
+     "lstat each path and, when it is a regular file of at most limit bytes, read it whole,\n"
      "all with the GIL released once. The fields are in the order of os.stat_result; the\n"
-     "bytes are None when the path is not a regular file or holds more than limit bytes."},
+     "bytes are None when the path is not a regular file or has more than limit bytes. A\n"
+     "path that cannot be looked at or read gives its OSError in place of the tuple."},
     {NULL, NULL, 0, NULL},
 };
 

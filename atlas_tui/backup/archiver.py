@@ -27,7 +27,9 @@ import sqlite3
 import stat
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from atlas_tui.backup.chunk_store import ChunkStore, FileDigest
@@ -66,6 +68,12 @@ again even when its stat fields look unchanged: a write in the same clock tick a
 parent's stat would leave them equal."""
 
 _LOGGED_SKIPS = 20
+_READ_BATCH_FILES = 64
+_READ_BATCH_BYTES = 1024 * 1024
+"""A batch of small files read in one call has at most this many files and bytes."""
+_READ_BATCHES_AHEAD = 4
+"""Batches of small files read ahead of the reading thread, on `_READ_THREADS` threads."""
+_READ_THREADS = 2
 
 logger = logging.getLogger(__name__)
 
@@ -196,6 +204,7 @@ class _Run:
         self._entries_done = 0
         self._chunk_store: ChunkStore | None = None
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
+        self._small_files = _SmallFiles(chunker)
 
     @property
     def store(self) -> ChunkStore:
@@ -292,6 +301,7 @@ class _Run:
 
         The files cache and the walk's findings are dropped too.
         """
+        self._small_files.close()
         if self._chunk_store is not None:
             self._chunk_store.close()
         self.cache = {}
@@ -325,14 +335,50 @@ class _Run:
                 self.cache[entry.path] = entry
                 if entry.sqlite:
                     self.similar[entry.path] = entry.chunks
-        for item in group.found:
-            entry = self._entry(item, specs[item.spec], results[item.spec])
+        # New small files are read ahead in batches; each is then taken in order.
+        whole = [self._read_whole(item, specs[item.spec]) for item in group.found]
+        reads = self._small_files.read([item for item, flag in zip(group.found, whole) if flag])
+        for item, flag in zip(group.found, whole):
+            if flag:
+                entry = self._small_file(item, next(reads), results[item.spec], specs[item.spec])
+            else:
+                entry = self._entry(item, specs[item.spec], results[item.spec])
             if entry is None:
                 continue
             group.entries.append((item.spec, entry))
             self._entries_done += 1
             if not isinstance(entry, Entry) or entry.type == "file":
                 self.progress(self._entries_done, self.bytes_read)
+
+    def _read_whole(self, item: _Found, spec: BackupSetSpec) -> bool:
+        """Return True for a new file, outside a set marked `sqlite`, that the walk saw as one chunk long."""
+        return (
+            item.kind == "file"
+            and not item.root
+            and not spec.sqlite
+            and item.size <= self.chunker.params.min_size
+            and item.path.lstrip(b"/") not in self.cache
+        )
+
+    def _small_file(
+        self,
+        item: _Found,
+        outcome: tuple[os.stat_result, bytes | None] | OSError,
+        result: SetResult,
+        spec: BackupSetSpec,
+    ) -> Entry | _PendingFile | None:
+        """Store a small file that `_SmallFiles` read, or look at the path again when it changed."""
+        if isinstance(outcome, OSError):
+            _skip(result, item.path, outcome)
+            return None
+        info, data = outcome
+        if data is None:
+            # No longer a small regular file since the walk.
+            return self._entry(item, spec, result)
+        hasher = self.repository.content_hasher()
+        hasher.update(data)
+        self.files_read += 1
+        return self._store((memoryview(data),) if data else (), hasher, item.path, info)
 
     def _settled(self, item: _Found) -> bool:
         """Return True when a database and its `-wal` file last changed well before the parent started.
@@ -346,25 +392,6 @@ class _Run:
         # The walk kept no stat results, which took about 25 MiB for 42,000 paths, so the
         # path is looked at again. A change since the walk shows in the entry and in the
         # next run's fingerprint.
-        if (
-            item.kind == "file"
-            and not item.root
-            and not spec.sqlite
-            and item.size <= self.chunker.params.min_size
-            and item.path.lstrip(b"/") not in self.cache
-        ):
-            # A new small file: looked at and read in one call.
-            try:
-                info, data = self.chunker.read_small(item.path)
-            except OSError as err:
-                _skip(result, item.path, err)
-                return None
-            if data is not None:
-                hasher = self.repository.content_hasher()
-                hasher.update(data)
-                self.files_read += 1
-                return self._store((memoryview(data),) if data else (), hasher, item.path, info)
-            # No longer a small regular file: looked at again below.
         try:
             info = os.stat(item.path) if item.root else os.lstat(item.path)
         except OSError as err:
@@ -564,6 +591,62 @@ class _Walk:
             names = [name for name in names if not _is_sidecar(name, present)]
         prefix = path if path.endswith(b"/") else path + b"/"
         return [prefix + name for name in names]
+
+
+class _SmallFiles:
+    """Reads new small files in batches on helper threads, a few batches ahead of the reading thread.
+
+    One call per batch (`Chunker.read_small`) gives up the GIL once for up to
+    `_READ_BATCH_FILES` files instead of five times per file. Reading ahead matters
+    when the files are not in the page cache. Right after `borg create` had read the
+    bench corpus, most of it was out of the page cache (`fincore`). One thread then
+    read the 42,000 small files from disk one at a time, waiting for each, and a first
+    backup took 8.3 s instead of 5.5 s; with two threads reading ahead it took 6.4 s.
+    """
+
+    def __init__(self, chunker: Chunker) -> None:
+        self._chunker = chunker
+        self._threads: ThreadPoolExecutor | None = None
+
+    def read(self, items: list[_Found]) -> Iterator[tuple[os.stat_result, bytes | None] | OSError]:
+        """Yield what `Chunker.read_small` returns for each item, in order."""
+        batches = iter(_read_batches(items))
+        pending: deque[Future[list[tuple[os.stat_result, bytes | None] | OSError]]] = deque()
+        for batch in batches:
+            pending.append(self._submit(batch))
+            if len(pending) == _READ_BATCHES_AHEAD:
+                break
+        while pending:
+            outcomes = pending.popleft().result()
+            batch = next(batches, None)
+            if batch is not None:
+                pending.append(self._submit(batch))
+            yield from outcomes
+
+    def close(self) -> None:
+        """Stop the threads; batches not taken yet are dropped."""
+        if self._threads is not None:
+            self._threads.shutdown(wait=True, cancel_futures=True)
+            self._threads = None
+
+    def _submit(self, batch: list[bytes]) -> Future[list[tuple[os.stat_result, bytes | None] | OSError]]:
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(max_workers=_READ_THREADS, thread_name_prefix="backup-read")
+        return self._threads.submit(self._chunker.read_small, batch)
+
+
+def _read_batches(items: list[_Found]) -> Iterator[list[bytes]]:
+    """Split the paths of `items` into batches of at most `_READ_BATCH_FILES` files and about `_READ_BATCH_BYTES`."""
+    batch: list[bytes] = []
+    size = 0
+    for item in items:
+        if batch and (len(batch) == _READ_BATCH_FILES or size + item.size > _READ_BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(item.path)
+        size += item.size
+    if batch:
+        yield batch
 
 
 class _FdReader:

@@ -64,7 +64,7 @@ class Chunker:
                 "run `pip install -e .` (needs gcc and the Python headers)"
             ) from err
         self._cut_points = _cdc.cut_points
-        self._read_small = _cdc.read_small
+        self._read_small_files = _cdc.read_small_files
         self._table = gear_table(seed)
         self.params = params
         self._strict, self._loose = mask_bits(params)
@@ -82,19 +82,19 @@ class Chunker:
             scanned,
         )
 
-    def read_small(self, path: bytes) -> tuple[os.stat_result, bytes | None]:
-        """Return the `lstat` of `path` and its bytes when it is a regular file that is one whole chunk.
+    def read_small(self, paths: list[bytes]) -> list[tuple[os.stat_result, bytes | None] | OSError]:
+        """Return the `lstat` of each path and its bytes when it is a regular file that is one whole chunk.
 
         A file of at most `min_size` bytes is always a single chunk, so it is read in one
-        call without looking for boundaries; see `_cdc.read_small`. The bytes are None
-        when the path is not a regular file or holds more than `min_size` bytes; the
-        result is then the `lstat` of the path, or the `fstat` of what was opened.
-
-        Raises:
-            OSError: the path cannot be looked at, opened or read.
+        call without looking for boundaries; see `_cdc.read_small_files`. The bytes are
+        None when the path is not a regular file or has more than `min_size` bytes. The
+        stat result is then the `lstat` of the path, or the `fstat` of what was opened. A
+        path that cannot be looked at, opened or read gives its `OSError` instead.
         """
-        fields, data = self._read_small(path, self.params.min_size)
-        return os.stat_result(fields), data
+        return [
+            result if isinstance(result, OSError) else (os.stat_result(result[0]), result[1])
+            for result in self._read_small_files(paths, self.params.min_size)
+        ]
 
     def split(
         self,

@@ -149,7 +149,7 @@ def test_read_small_reads_a_file_of_one_chunk(tmp_path) -> None:
     path = tmp_path / "small"
     data = random.Random(3).randbytes(PARAMS[1].min_size)
     path.write_bytes(data)
-    info, read = chunker.read_small(bytes(path))
+    [(info, read)] = chunker.read_small([bytes(path)])
     expected = os.lstat(path)
     assert read == data
     assert list(chunker.split(io.BytesIO(data))) == [data]
@@ -168,20 +168,23 @@ def test_read_small_leaves_larger_and_special_files_unread(tmp_path) -> None:
     link.symlink_to(large)
     empty = tmp_path / "empty"
     empty.write_bytes(b"")
-    assert chunker.read_small(bytes(large))[1] is None
-    info, data = chunker.read_small(bytes(fifo))
-    assert data is None
-    assert stat.S_ISFIFO(info.st_mode)
-    assert chunker.read_small(b"/dev/null")[1] is None
-    info, data = chunker.read_small(bytes(link))
-    assert data is None
-    assert stat.S_ISLNK(info.st_mode)
-    assert chunker.read_small(bytes(empty))[1] == b""
+
+    outcomes = chunker.read_small([bytes(large), bytes(fifo), b"/dev/null", bytes(link), bytes(empty)])
+
+    assert [data for _, data in outcomes] == [None, None, None, None, b""]
+    assert stat.S_ISFIFO(outcomes[1][0].st_mode)
+    assert stat.S_ISCHR(outcomes[2][0].st_mode)
+    assert stat.S_ISLNK(outcomes[3][0].st_mode)
 
 
-def test_read_small_names_a_missing_path(tmp_path) -> None:
-    """A path that is gone raises the OSError of `lstat`, with the path."""
+def test_read_small_missing_path(tmp_path) -> None:
+    """A path that is gone gives the OSError of `lstat` with the path, and the next path is still read."""
     missing = bytes(tmp_path / "gone")
-    with pytest.raises(FileNotFoundError) as caught:
-        Chunker(b"k" * 32, PARAMS[1]).read_small(missing)
-    assert caught.value.filename == missing
+    present = tmp_path / "here"
+    present.write_bytes(b"here\n")
+
+    missing_outcome, present_outcome = Chunker(b"k" * 32, PARAMS[1]).read_small([missing, bytes(present)])
+
+    assert isinstance(missing_outcome, FileNotFoundError)
+    assert missing_outcome.filename == missing
+    assert present_outcome[1] == b"here\n"
