@@ -15,8 +15,12 @@ finished (header, fsync, rename) on a separate thread while the next one fills.
 A run thus pays one fsync per pack, and only `finish` waits for them. `finish` returns only after every pack is durable, and the caller
 writes the index after it, which keeps the writing order of the format.
 
-Memory stays bounded: at most `MAX_PENDING_BYTES` of chunk data and its sealed
-copies wait in the queue, in at most `MAX_PENDING_BATCHES` batches.
+Memory stays bounded: the queued chunks keep at most about `MAX_PENDING_BYTES` of
+read blocks alive, with their sealed copies, in at most `MAX_PENDING_BATCHES` batches.
+A chunk is a view into the block it was read in, and a block of a large file can be
+five times the chunk (a 1 MiB read after a 4 MiB unfinished chunk). So the blocks are
+counted, each once, rather than the chunks: counting chunk bytes let eight batches
+keep up to 40 MiB of blocks alive.
 """
 
 from __future__ import annotations
@@ -37,8 +41,8 @@ from atlas_tui.backup.repository import IndexEntry, Repository
 
 __all__ = ["MAX_PENDING_BYTES", "ChunkStore", "FileDigest"]
 
-MAX_PENDING_BYTES = 8 * 1024 * 1024
-"""Chunk bytes queued for the workers before `add` waits for the oldest."""
+MAX_PENDING_BYTES = 16 * 1024 * 1024
+"""Bytes of read blocks that queued chunks keep alive before `add` waits for the oldest."""
 MAX_PENDING_BATCHES = 8
 """Batches queued for the workers before `add` waits for the oldest. With small files this
 bounds the files in flight, each of which keeps its read buffer and content hasher."""
@@ -82,8 +86,12 @@ class ChunkStore:
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="backup-pack")
         self._batch: _Batch = []
         self._batch_bytes = 0
-        self._queue: deque[tuple[_Batch, int, Future[list[bytes]]]] = deque()
+        self._queue: deque[tuple[_Batch, Future[list[bytes]]]] = deque()
         self._queued_bytes = 0
+        """Size of the blocks in `_blocks`."""
+        self._blocks: dict[int, list[object]] = {}
+        """The block behind queued chunks, by `id`, with the number of such chunks. The
+        block is held here, so its `id` cannot be reused while it is counted."""
         self._writers: dict[int, PackWriter] = {}
         """The open pack of each worker thread, by thread id; only that thread writes to it."""
         self._commits: list[Future[PackInfo]] = []
@@ -106,17 +114,23 @@ class ChunkStore:
         """
         digest.open_chunks += 1
         digest.size += len(chunk)
+        self._hold(chunk)
         self._batch.append((digest, chunk, similar))
         self._batch_bytes += len(chunk)
         if self._batch_bytes >= BATCH_BYTES or len(self._batch) >= BATCH_CHUNKS:
             self._submit()
-        while self._queued_bytes > MAX_PENDING_BYTES or len(self._queue) > MAX_PENDING_BATCHES:
+        while self._queue and (self._queued_bytes > MAX_PENDING_BYTES or len(self._queue) > MAX_PENDING_BATCHES):
             self._take_oldest()
 
     def end_file(self, digest: FileDigest) -> None:
         """Mark that a file has no more chunks."""
         digest.ended = True
         self._complete_if_done(digest)
+
+    def settle(self, batches: int) -> None:
+        """Wait until at most `batches` batches are queued for the workers."""
+        while len(self._queue) > batches:
+            self._take_oldest()
 
     def drain(self) -> None:
         """Wait until every queued chunk is stored and every ended file is complete."""
@@ -143,10 +157,12 @@ class ChunkStore:
 
     def close(self) -> None:
         """Stop the threads and remove the unfinished packs; finished packs stay (no index names them)."""
-        for _, _, future in self._queue:
+        for _, future in self._queue:
             future.cancel()
         self._queue.clear()
         self._batch = []
+        self._blocks.clear()
+        self._queued_bytes = 0
         self._workers.shutdown(wait=True, cancel_futures=True)
         self._committer.shutdown(wait=True)
         for writer in self._writers.values():
@@ -158,10 +174,9 @@ class ChunkStore:
     def _submit(self) -> None:
         if not self._batch:
             return
-        batch, size = self._batch, self._batch_bytes
+        batch = self._batch
         self._batch, self._batch_bytes = [], 0
-        self._queue.append((batch, size, self._workers.submit(self._prepare, batch)))
-        self._queued_bytes += size
+        self._queue.append((batch, self._workers.submit(self._prepare, batch)))
 
     def _prepare(self, batch: _Batch) -> list[bytes]:
         """Return the id of each chunk in the batch, sealing and writing the new ones; runs on a worker."""
@@ -217,18 +232,37 @@ class ChunkStore:
                 self._commits.append(self._committer.submit(writer.finish))
 
     def _take_oldest(self) -> None:
-        batch, size, future = self._queue.popleft()
+        batch, future = self._queue.popleft()
         try:
             identifiers = future.result()
         except OSError as err:
             # Raised as a BackupError, so the caller's handling of unreadable files does
             # not take a failed pack write (a full disk) for one.
             raise BackupError(f"writing packs to {self.repository.path / 'data'} failed: {err}") from err
-        self._queued_bytes -= size
-        for (digest, _, _), identifier in zip(batch, identifiers):
+        for (digest, chunk, _), identifier in zip(batch, identifiers):
+            self._release(chunk)
             digest.chunks.append(identifier.hex())
             digest.open_chunks -= 1
             self._complete_if_done(digest)
+
+    def _hold(self, chunk: memoryview | bytes) -> None:
+        """Count the block behind a chunk that is queued now, once for all its chunks."""
+        block = chunk.obj if isinstance(chunk, memoryview) else chunk
+        held = self._blocks.get(id(block))
+        if held is None:
+            self._blocks[id(block)] = [block, 1]
+            self._queued_bytes += len(block)  # type: ignore[arg-type]
+        else:
+            held[1] += 1  # type: ignore[operator]
+
+    def _release(self, chunk: memoryview | bytes) -> None:
+        """Stop counting a chunk taken back from the workers, and its block after its last chunk."""
+        block = chunk.obj if isinstance(chunk, memoryview) else chunk
+        held = self._blocks[id(block)]
+        held[1] -= 1  # type: ignore[operator]
+        if held[1] == 0:
+            del self._blocks[id(block)]
+            self._queued_bytes -= len(block)  # type: ignore[arg-type]
 
     @staticmethod
     def _complete_if_done(digest: FileDigest) -> None:
