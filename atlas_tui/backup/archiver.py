@@ -207,6 +207,8 @@ class _Run:
         self._chunk_store: ChunkStore | None = None
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
         self._small_files = _SmallFiles(chunker)
+        self._replaced_dir: bytes | None = None
+        """Prefix of the paths below a directory that was no longer one when it was stored."""
 
     @property
     def store(self) -> ChunkStore:
@@ -345,6 +347,11 @@ class _Run:
         whole = [self._read_whole(item, specs[item.spec]) for item in group.found]
         reads = self._small_files.read([item for item, flag in zip(group.found, whole) if flag])
         for item, flag in zip(group.found, whole):
+            if self._replaced_dir is not None and item.path.startswith(self._replaced_dir):
+                # Below a directory that was replaced: its skip already names it.
+                if flag:
+                    next(reads)
+                continue
             if flag:
                 entry = self._small_file(item, next(reads), results[item.spec], specs[item.spec])
             else:
@@ -405,6 +412,12 @@ class _Run:
             return None
         if stat.S_ISDIR(info.st_mode):
             return self._reused(item.path, info, "dir") or _entry(item.path, info, "dir")
+        if item.kind == "dir":
+            # The walk found entries below it, which come next. Stored under a file or a
+            # link, they would make a snapshot that no restore can write.
+            self._replaced_dir = item.path.rstrip(b"/") + b"/"
+            _skip(result, item.path, "replaced during the backup: it was a directory when the run started")
+            return None
         if stat.S_ISREG(info.st_mode):
             return self._file(item.path, info, spec, result)
         return self._other(item.path, info, result)

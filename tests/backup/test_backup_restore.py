@@ -303,3 +303,33 @@ def test_small_file_replaced_after_walk(repository: Repository, tmp_path: Path, 
     assert entries[b"a-pipe"].type == "fifo"
     assert (entries[b"b-link"].type, entries[b"b-link"].link_target) == ("symlink", b"c-kept")
     assert entries[b"c-kept"].size == 6
+
+
+def test_directory_replaced_after_walk(repository: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A directory that becomes a file after the walk is skipped with its children, and the snapshot restores."""
+    from atlas_tui.backup import archiver
+
+    source = tmp_path / "src"
+    (source / "flip").mkdir(parents=True)
+    (source / "flip" / "in").write_bytes(b"inside\n")
+    (source / "kept").write_bytes(b"kept\n")
+    original = archiver._Run.backup_sets
+
+    def replace_then_back_up(self, specs, walk):
+        shutil.rmtree(source / "flip")
+        (source / "flip").write_bytes(b"now a file\n")
+        return original(self, specs, walk)
+
+    monkeypatch.setattr(archiver._Run, "backup_sets", replace_then_back_up)
+    result = back_up(repository, [source], START)
+
+    snapshot = repository.load_snapshot(result.id)
+    names = {entry.path.rsplit(b"/", 1)[-1] for entry in snapshot.entries}
+    assert result.status == "partial"
+    assert [skipped.path.rsplit("/", 1)[-1] for skipped in result.sets[0].skipped] == ["flip"]
+    assert "directory when the run started" in result.sets[0].skipped[0].reason
+    assert b"in" not in names
+    assert b"flip" not in names
+    Restorer(repository).restore(snapshot, tmp_path / "out")
+    assert (restored_root(tmp_path / "out", source) / "kept").read_bytes() == b"kept\n"
+
