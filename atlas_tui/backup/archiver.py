@@ -48,6 +48,7 @@ from atlas_tui.backup.models import (
     SetResult,
     SkippedPath,
     Snapshot,
+    display_path,
 )
 from atlas_tui.backup.packs import PackInfo
 from atlas_tui.backup.repository import IndexEntry, Repository
@@ -842,7 +843,7 @@ _NOTHING_TO_BACK_UP = (
 
 def _skip(result: SetResult, path: bytes, reason: OSError | str) -> None:
     text = (reason.strerror or str(reason)) if isinstance(reason, OSError) else reason
-    display = path.decode("utf-8", "backslashreplace")
+    display = display_path(path)
     result.skipped.append(SkippedPath(path=display, reason=str(text)))
     if len(result.skipped) <= _LOGGED_SKIPS:
         logger.warning("backup skipped path backup_set=%s path=%s reason=%s", result.name, display, text)

@@ -38,6 +38,7 @@ __all__ = [
     "SetResult",
     "SetStatus",
     "SkippedPath",
+    "display_path",
     "Snapshot",
     "SnapshotSummary",
     "StatusResult",
@@ -208,8 +209,36 @@ class Entry(_Model):
         return entry
 
     def display_path(self) -> str:
-        """Return the path as text for messages, with bytes that are not UTF-8 as `\\xNN` escapes."""
-        return "/" + self.path.decode("utf-8", "backslashreplace")
+        """Return the path as text for messages; see the module's `display_path`."""
+        return "/" + display_path(self.path)
+
+
+_CONTROL_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def display_path(path: bytes) -> str:
+    """Return a file name as one line of text for messages and logs.
+
+    Bytes that are not UTF-8 become `\\xNN`, and so do other control characters, while
+    a backslash, newline, carriage return or tab becomes `\\\\`, `\\n`, `\\r` or `\\t`.
+    A name with a newline then cannot add a line of its own to a report, and a name
+    with a literal backslash does not read like one with an escaped byte.
+    """
+    text = path.decode("utf-8", "surrogateescape")
+    if text.isprintable() and "\\" not in text:
+        return text
+    parts = []
+    for char in text:
+        code = ord(char)
+        if char in _CONTROL_ESCAPES:
+            parts.append(_CONTROL_ESCAPES[char])
+        elif 0xDC80 <= code <= 0xDCFF:
+            parts.append(f"\\x{code - 0xDC00:02x}")
+        elif not char.isprintable() and char != " ":
+            parts.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            parts.append(char)
+    return "".join(parts)
 
 
 class SkippedPath(_Model):

@@ -333,3 +333,15 @@ def test_directory_replaced_after_walk(repository: Repository, tmp_path: Path, m
     Restorer(repository).restore(snapshot, tmp_path / "out")
     assert (restored_root(tmp_path / "out", source) / "kept").read_bytes() == b"kept\n"
 
+
+def test_display_path_keeps_a_name_on_one_line() -> None:
+    """Newlines, tabs and backslashes are escaped, bytes that are not UTF-8 too, and plain names stay as they are."""
+    from atlas_tui.backup.models import display_path
+
+    assert display_path(b"docs/readme.txt") == "docs/readme.txt"
+    assert display_path(b"caf\xc3\xa9 \xe2\x82\xac") == "caf\u00e9 \u20ac"
+    assert display_path(b"evil\n  skipped FAKE") == "evil\\n  skipped FAKE"
+    assert display_path(b"tab\there\r") == "tab\\there\\r"
+    assert display_path(b"bad\xff") == "bad\\xff"
+    assert display_path(b"bad\\xff") == "bad\\\\xff"
+    assert display_path(b"bell\x07") == "bell\\x07"
