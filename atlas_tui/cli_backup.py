@@ -554,7 +554,8 @@ def _cmd_integrity(args: argparse.Namespace, config: Config, now: float) -> int:
         result = check_job(repository, ids, recorder, trigger="manual", now=now)
     finally:
         recorder.close()
-    lines = [f"integrity: {result.chunks} chunks in {result.packs} packs of {len(ids)} snapshot{'' if len(ids) == 1 else 's'} checked"]
+    snapshots = f"{len(ids)} snapshot" + ("" if len(ids) == 1 else "s")
+    lines = [f"integrity: {result.chunks} chunks in {result.packs} packs of {snapshots} checked"]
     for damage in result.damaged:
         lines.append(f"  damaged pack {damage.pack}: {damage.reason}")
         lines.append(f"    snapshots affected: {', '.join(damage.snapshots) or '-'}")
