@@ -12,7 +12,7 @@ from pathlib import Path
 from textual.pilot import Pilot
 
 from atlas_tui.console.demo_store import build_demo_store, create_demo_app
-from atlas_tui.console.screenshots import wait_for_calls, wait_for_data
+from atlas_tui.console.screenshots import LOAD_TIMEOUT, wait_for_calls, wait_for_data
 
 
 class TestMetricsPane:
@@ -108,8 +108,11 @@ async def _one_hour(pilot: Pilot[None]) -> None:
     await wait_for_data(pilot)
     await pilot.press("w")
     app = pilot.app
-    for _ in range(100):
+    # On a busy machine the minute rollups took more than two seconds, and the shot
+    # then showed the 5 min window. This waits as long as for the first data.
+    for _ in range(int(LOAD_TIMEOUT / 0.05)):
         if app.main_screen.snapshots_shown >= 2:  # type: ignore[attr-defined]
             break
-        await pilot.pause(0.02)
+        await pilot.pause(0.05)
+    assert app.main_screen.snapshots_shown >= 2, "the 1 h window did not load"  # type: ignore[attr-defined]
     await pilot.pause()
