@@ -23,7 +23,7 @@ counted, each once, rather than the chunks: counting chunk bytes let eight batch
 keep up to 40 MiB of blocks alive.
 
 NOTE: about one bench backup after a change in four still peaks near 200 MiB instead
-of 160 MiB, at a different place each time; the cause is not found.
+of 160 MiB, at a different place each time. The cause is not found.
 """
 
 from __future__ import annotations
@@ -251,19 +251,19 @@ class ChunkStore:
     def _hold(self, chunk: memoryview | bytes) -> None:
         """Count the block behind a chunk that is queued now, once for all its chunks."""
         block = chunk.obj if isinstance(chunk, memoryview) else chunk
-        held = self._blocks.get(id(block))
-        if held is None:
+        counted = self._blocks.get(id(block))
+        if counted is None:
             self._blocks[id(block)] = [block, 1]
             self._queued_bytes += len(block)  # type: ignore[arg-type]
         else:
-            held[1] += 1  # type: ignore[operator]
+            counted[1] += 1  # type: ignore[operator]
 
     def _release(self, chunk: memoryview | bytes) -> None:
         """Stop counting a chunk taken back from the workers, and its block after its last chunk."""
         block = chunk.obj if isinstance(chunk, memoryview) else chunk
-        held = self._blocks[id(block)]
-        held[1] -= 1  # type: ignore[operator]
-        if held[1] == 0:
+        counted = self._blocks[id(block)]
+        counted[1] -= 1  # type: ignore[operator]
+        if counted[1] == 0:
             del self._blocks[id(block)]
             self._queued_bytes -= len(block)  # type: ignore[arg-type]
 
