@@ -357,7 +357,7 @@ class Repository:
     def read_base(
         self, base_id: bytes, index: dict[bytes, IndexEntry], child: IndexEntry, pack: bytes | None = None
     ) -> bytes:
-        """Read the base chunk of the delta chunk at `child`; `pack` holds the child's pack when read already.
+        """Read the base chunk of the delta chunk at `child`. `pack` is the child's pack when already read.
 
         Raises:
             CorruptData: the base is not in the index, is itself a delta, or fails its checks.
@@ -443,11 +443,7 @@ class Repository:
         Raises:
             CorruptData: the chunk is not indexed or fails its checks.
         """
-        try:
-            plain = self._read_indexed(identifier, snapshot_id, self.load_index())
-        except CorruptData:
-            self.forget_index()
-            plain = self._read_indexed(identifier, snapshot_id, self.load_index())
+        plain = self._read_manifest_chunk(snapshot_id, identifier)
         return Entry.from_manifest(pydantic_core.from_json(plain, cache_strings="all"))
 
     def piece_chunk_ids(self, snapshot_id: str, identifier: bytes) -> set[bytes]:
@@ -456,16 +452,23 @@ class Repository:
         Raises:
             CorruptData: the chunk is not indexed or fails its checks.
         """
-        try:
-            plain = self._read_indexed(identifier, snapshot_id, self.load_index())
-        except CorruptData:
-            self.forget_index()
-            plain = self._read_indexed(identifier, snapshot_id, self.load_index())
+        plain = self._read_manifest_chunk(snapshot_id, identifier)
         try:
             items = pydantic_core.from_json(plain, cache_strings="keys")
             return {bytes.fromhex(hex_id) for item in items for hex_id in item["chunks"]}
         except (ValueError, TypeError, KeyError) as err:
             raise CorruptData(f"snapshot {snapshot_id}: manifest chunk {identifier.hex()} is not valid: {err}") from err
+
+    def _read_manifest_chunk(self, snapshot_id: str, identifier: bytes) -> bytes:
+        """Read one manifest chunk's plaintext, with a fresh index when the cached one fails.
+
+        A cleanup in another process may have moved chunks since the index was read.
+        """
+        try:
+            return self._read_indexed(identifier, snapshot_id, self.load_index())
+        except CorruptData:
+            self.forget_index()
+            return self._read_indexed(identifier, snapshot_id, self.load_index())
 
     def _read_indexed(self, identifier: bytes, snapshot_id: str, index: dict[bytes, IndexEntry]) -> bytes:
         location = index.get(identifier)
