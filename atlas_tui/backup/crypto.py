@@ -3,8 +3,8 @@
 Every object in a repository except `config` and the key files is sealed here.
 The plaintext is one flag byte (0 stored, 1 zstd, 2 delta) followed by the
 payload. A delta chunk's payload is the id of a base chunk and a zstd frame
-compressed with the base chunk's plaintext as dictionary, so a database chunk in
-which a few pages changed costs a few KiB instead of a whole compressed chunk. It is
+compressed with the base chunk's plaintext as dictionary. A database chunk in which
+a few pages changed then costs a few KiB instead of a whole compressed chunk. It is
 encrypted with AES-256-GCM under the master encryption key and a fresh random
 96-bit nonce.
 The sealed form is `nonce || ciphertext || tag`. The associated data binds a
@@ -64,9 +64,9 @@ BaseLoader = Callable[[bytes], bytes]
 """Returns the authenticated plaintext of the chunk with this id, the base of a delta chunk."""
 
 DELTA_MAX_RATIO = 0.5
-"""A delta is stored only when its frame is at most this fraction of the chunk's plaintext;
-above it the chunk changed so much that a plain compressed copy costs about the same and
-needs no base to read."""
+"""Largest fraction of the chunk's plaintext that a delta frame may take. Above it the
+chunk changed so much that a plain compressed copy costs about the same and needs no
+base to read."""
 
 DELTA_LEVEL = 6
 _MIN_WINDOW_LOG = 17
@@ -168,8 +168,8 @@ def seal_delta(
     """
     dictionary = zstandard.ZstdCompressionDict(base, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
     # The window must reach back over the whole base, and the match finder must keep
-    # the whole base: with the hash tables of levels 1 to 3, a 1.5 MB manifest piece with
-    # one changed entry took 76 KB; level 6's hash chains keep it at 230 bytes.
+    # all of it. With the hash tables of levels 1 to 3, a 1.5 MB manifest piece with one
+    # changed entry took 76 KB, and level 6's hash chains keep it at 230 bytes.
     window = min(_MAX_WINDOW_LOG, max(_MIN_WINDOW_LOG, (len(base) + len(plaintext)).bit_length()))
     parameters = zstandard.ZstdCompressionParameters.from_level(DELTA_LEVEL, window_log=window)
     frame = zstandard.ZstdCompressor(dict_data=dictionary, compression_params=parameters).compress(plaintext)

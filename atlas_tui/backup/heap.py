@@ -88,9 +88,9 @@ def backup_tuning() -> Iterator[None]:
     2 cores only 70 % busy (1.38 CPUs). Freed buffers at the top of each arena went back
     to the system and were faulted in again for the next chunk: 400,000 page faults in
     that backup. A 1 ms interval and an 8 MiB trim threshold took it from 6.6 s to 5.9 s
-    with 67,000 faults, and the backup after a 1 % change from 2.9 s to 2.2 s, for about
-    6 MiB more peak RSS (a 64 MiB threshold was no faster and kept 15 MiB more). Nested
-    and concurrent runs share the settings; the last one to leave restores them.
+    with 67,000 faults. The backup after a 1 % change went from 2.9 s to 2.2 s. Peak RSS
+    grew by about 6 MiB. A 64 MiB threshold was no faster and added 15 MiB more.
+    Nested and concurrent runs share the settings, and the last one to leave restores them.
     """
     global _tuning_users, _saved_switch_interval
     with _tuning_lock:

@@ -31,8 +31,8 @@ _TRAILER = struct.Struct("<I8s")
 _HEADER_ENTRY = struct.Struct("<32sQII")
 _HEADER_ENTRY_WITH_BASE = struct.Struct("<32sQII32s")
 _HEADER_WITH_BASES = b"ATLASHB1"
-"""Starts a header whose records carry a base chunk id (zeros for none); written only when a
-pack holds a delta chunk, so packs without one keep the first header layout."""
+"""Marker that starts a header whose records carry a base chunk id (zeros for none). It is
+written only when a pack contains a delta chunk, so packs without one keep the first layout."""
 _NO_BASE = bytes(32)
 _HEADER_ASSOCIATED = b"atlas-pack-header"
 

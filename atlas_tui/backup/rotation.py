@@ -22,7 +22,7 @@ seed stay, so chunk ids, the chunk lists of snapshots and deduplication stay val
 A kill at any point leaves a repository that opens with the passphrase, in which
 every location that an index file names is a pack on disk. The next `key rotate`
 finds the previous key in the master key and goes on from step 4 with the same new
-key. The encryption key that opens an object tells which objects are done.
+key. The encryption key that opens an object shows whether that object is done.
 
 Test-only: the environment variable `ATLAS_BACKUP_TEST_ROTATE_KILL_AT` set to `STEP`
 or `STEP:N` makes the process kill itself with SIGKILL at the N-th (default the first)
@@ -267,7 +267,7 @@ class KeyRotator:
         key = self.repository.key
         data = pack_path(self.repository.path, pack_id).read_bytes()
         stale = not _header_opens_with_current_key(data, key, pack_id)
-        wanted = {(identifier, index[identifier].offset) for identifier in identifiers}
+        expected = {(identifier, index[identifier].offset) for identifier in identifiers}
         sealed: dict[tuple[bytes, int], bytes | memoryview] = {}
         for item in read_pack_header(data, key, pack_id):
             original = memoryview(data)[item.offset : item.offset + item.length]
@@ -275,7 +275,7 @@ class KeyRotator:
             try:
                 resealed = reseal(key, original, chunk_associated(item.chunk_id), description)
             except CorruptData:
-                if (item.chunk_id, item.offset) in wanted:
+                if (item.chunk_id, item.offset) in expected:
                     raise
                 # A chunk that no index places here is not copied, so the new pack leaves it out.
                 stale = True
@@ -363,7 +363,7 @@ class KeyRotator:
 
 
 def kill_hook_from_environment() -> Checkpoint:
-    """Return the checkpoint hook that `ATLAS_BACKUP_TEST_ROTATE_KILL_AT` asks for, or one that does nothing.
+    """Return the checkpoint hook that `ATLAS_BACKUP_TEST_ROTATE_KILL_AT` names, or one that does nothing.
 
     Raises:
         ValueError: the variable names no checkpoint or a count below 1.

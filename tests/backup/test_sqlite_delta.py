@@ -175,7 +175,7 @@ def _new_locations(repository: Repository, result: BackupResult) -> list:
 
 
 def test_damaged_manifest_chunk_named(repository: Repository, tmp_path: Path) -> None:
-    """A flipped byte in a manifest chunk fails integrity for its pack and names the snapshot; restore says why."""
+    """A flipped byte in a manifest chunk fails integrity for its pack and names the snapshot, and restore explains why."""
     source = build_tree(tmp_path / "src")
     result = Archiver(repository).run(BackupRequest(sets=[BackupSetSpec(name="files", paths=[source])], now=START))
     assert result.id is not None
@@ -201,7 +201,9 @@ def test_unchanged_run_reuses_manifest_chunks(repository: Repository, tmp_path: 
     second = Archiver(repository).run(BackupRequest(sets=[BackupSetSpec(name="files", paths=[source])], now=START + 60))
     (source / "docs" / "note-1234.txt").write_bytes(b"changed\n")
     third = Archiver(repository).run(BackupRequest(sets=[BackupSetSpec(name="files", paths=[source])], now=START + 120))
-    assert first.id and second.id and third.id
+    assert first.id
+    assert second.id
+    assert third.id
     pieces = [repository.load_snapshot(item.id, entries=False).manifest_chunks or [] for item in (first, second, third)]
     index = repository.load_index()
 

@@ -210,8 +210,8 @@ def test_old_runs_deleted_newest_kept(store: sqlite3.Connection) -> None:
 
     deleted = delete_old_runs(store, T0 + RUN_RETENTION + 4 * day, batch_size=1)
 
-    kept = sorted((run.started - T0) / day for run in recent_runs(store) if run.kind == "backup")
+    remaining_days = sorted((run.started - T0) / day for run in recent_runs(store) if run.kind == "backup")
     assert deleted == 2
-    assert kept == [1.0, 3.0]
+    assert remaining_days == [1.0, 3.0]
     assert [run.run_id for run in recent_runs(store, kind="cleanup")] == [running]
     assert store.execute("SELECT count(*) FROM backup_run_log").fetchone()[0] == 2
