@@ -11,9 +11,9 @@ use, so a module that needs only `Sample` or `Labels` does not import asyncio an
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
+from atlas_tui.lazy import lazy_exports
 from collectors.base import Collector, CollectorError, CollectorStatus, Labels, Sample, make_labels
 
 if TYPE_CHECKING:
@@ -43,14 +43,4 @@ _LAZY_MODULE_OF = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY_MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY_MODULE_OF)

@@ -11,9 +11,9 @@ their module on first use, so a command that only opens the store, such as
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
+from atlas_tui.lazy import lazy_exports
 from storage.db import (
     DB_FILENAME,
     StoreConnection,
@@ -111,14 +111,4 @@ _LAZY_MODULE_OF = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY_MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY_MODULE_OF)

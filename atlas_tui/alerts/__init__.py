@@ -14,8 +14,9 @@ and an eager import here of anything that imports the config would be circular.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from atlas_tui.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from atlas_tui.alerts.actions import (
@@ -119,14 +120,4 @@ _MODULE_OF = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _MODULE_OF)
