@@ -9,13 +9,14 @@ four writer threads a restore of 42,000 files made over a million futex calls an
 tripled its kernel time. Separate processes have no GIL to share, so each core runs
 one process that reads, decrypts and writes files on its own.
 
-`Restorer` creates the directories and plans `Batch`es: the files of one directory,
-or one large file. `RestoreWorkers` sends them out, largest first, to any process with
-fewer than `_MAX_IN_FLIGHT` batches, and passes each process's progress on. Each
-process reads only the chunks of its own files, through `ChunkReader` with the index
-it loads itself. The parent keeps the decisions that need its state or its
-logging: the daemon-lock check and the removal of stale `-wal` and `-shm` files of a
-database, symlinks, and directory metadata.
+`Restorer` plans `Batch`es: the files of one directory, or one large file. It hands
+them over a directory at a time, creating each directory just before, so the
+processes start writing while it creates the rest. `RestoreWorkers` sends each batch,
+in that order, to a process with fewer than `_MAX_IN_FLIGHT` batches, and passes each
+process's progress on. Each process reads only the chunks of its own files, through
+`ChunkReader` with the index it loads itself. The parent keeps the decisions that
+need its state or its logging: the daemon-lock check and the removal of stale `-wal`
+and `-shm` files of a database, symlinks, and directory metadata.
 
 A process runs `python -m atlas_tui.backup.restore_workers`, a fresh interpreter,
 so it inherits no lock from a thread of the parent (the daemon calls `verify` from a
@@ -34,6 +35,7 @@ SIGTERM, on which a child removes the file it was writing.
 from __future__ import annotations
 
 import gc
+import itertools
 import logging
 import os
 import pickle
@@ -44,7 +46,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -125,10 +127,20 @@ class RestoreWorkers:
             worker.send(init)
         self._repository = repository.path
 
-    def run(self, batches: list[Batch], on_progress: Callable[[int, int], None], on_done: Callable[[Batch], None]) -> None:
+    def run(
+        self,
+        groups: Iterable[Sequence[Batch]],
+        on_progress: Callable[[int, int], None],
+        on_done: Callable[[Batch], None],
+    ) -> None:
         """Write every batch in some process and return once all are written.
 
         Args:
+            groups: Batches in the order to start them, in groups of one directory's
+                consecutive batches. The groups are taken one at a time, while the
+                processes write the batches of the earlier ones, so their iterator may
+                do slow work such as creating the next directories. An exception it
+                raises stops the run.
             on_progress: Called with the files finished and bytes written since its previous call.
             on_done: Called with each batch once its files are written.
 
@@ -139,19 +151,18 @@ class RestoreWorkers:
         """
         if self._repository is None:
             raise ValueError("call open_repository before run")
-        if batches and not self._workers:
+        queue = _BatchQueue(groups, self._workers)
+        if not self._workers and queue:
             raise ValueError("no restore worker processes are running; start some or restore in this thread")
-        sizes = [sum(entry.size for entry in batch.entries) for batch in batches]
-        queue = _BatchQueue(batches, self._workers)
         while queue or any(worker.in_flight for worker in self._workers):
             for worker in self._workers:
-                while queue and _has_room(worker, sizes):
+                while _has_room(worker, queue.sizes) and queue:
                     number = queue.take(worker)
-                    batch = batches[number]
+                    batch = queue.batches[number]
                     worker.send((number, batch.directory, [entry.__dict__ for entry in batch.entries]))
                     worker.in_flight.append(number)
             for worker, message in self._wait_for_messages():
-                self._handle(worker, message, batches, on_progress, on_done)
+                self._handle(worker, message, queue, on_progress, on_done)
 
     def close(self) -> None:
         """End every process: an idle one exits at the end of its input, a busy one gets SIGTERM."""
@@ -194,7 +205,7 @@ class RestoreWorkers:
         self,
         worker: _Worker,
         message: tuple[Any, ...],
-        batches: list[Batch],
+        queue: _BatchQueue,
         on_progress: Callable[[int, int], None],
         on_done: Callable[[Batch], None],
     ) -> None:
@@ -205,7 +216,7 @@ class RestoreWorkers:
             number, files, written = message[1:]
             worker.in_flight.remove(number)
             on_progress(files, written)
-            on_done(batches[number])
+            on_done(queue.finish(number))
         elif kind == "error":
             raise _rebuild_error(worker.pid, *message[1:])
         else:
@@ -322,34 +333,60 @@ class _BatchQueue:
     Creating a file holds its directory's lock while ext4 searches for a free inode,
     so two processes creating files in one directory wait for each other (`perf`
     showed 13 % of a restore's samples in `rwsem_spin_on_owner` under `openat` before
-    this). Consecutive batches of one directory form a group, and a process takes the
-    batches of its group in order before it starts the next group. Only when no group
-    is left does it take the last batch of another process's group.
+    this). A process takes the batches of a group in order before it starts the
+    next group. Only when no group is left does it take the last batch of another
+    process's group.
+
+    Groups come from the caller's iterator one at a time, when a process needs one,
+    and each batch gets a number that its messages carry.
     """
 
-    def __init__(self, batches: list[Batch], workers: list[_Worker]) -> None:
+    def __init__(self, groups: Iterable[Sequence[Batch]], workers: list[_Worker]) -> None:
+        self._source = iter(groups)
         self._groups: deque[deque[int]] = deque()
-        for number, batch in enumerate(batches):
-            if not self._groups or batches[self._groups[-1][-1]].directory != batch.directory:
-                self._groups.append(deque())
-            self._groups[-1].append(number)
+        self._numbers = itertools.count()
+        self.batches: dict[int, Batch] = {}
+        """Batches taken from the iterator and not reported written, by number."""
+        self.sizes: dict[int, int] = {}
+        """Bytes of the files of each batch in `batches`, by number."""
         self._current: dict[int, deque[int]] = {worker.pid: deque() for worker in workers}
         """Rest of the group each process works through, by pid."""
 
     def __bool__(self) -> bool:
-        return bool(self._groups) or any(self._current.values())
+        return self._fill() or any(self._current.values())
 
     def take(self, worker: _Worker) -> int:
         """Remove and return the number of the next batch for `worker`; the queue must not be empty."""
         group = self._current[worker.pid]
-        if not group and self._groups:
+        if not group and self._fill():
             group = self._current[worker.pid] = self._groups.popleft()
         if group:
             return group.popleft()
         return max(self._current.values(), key=len).pop()
 
+    def finish(self, number: int) -> Batch:
+        """Forget written batch `number` and return it."""
+        del self.sizes[number]
+        return self.batches.pop(number)
 
-def _has_room(worker: _Worker, sizes: list[int]) -> bool:
+    def _fill(self) -> bool:
+        """Take the next group from the iterator unless one is waiting; return False once none is left."""
+        while not self._groups:
+            group = next(self._source, None)
+            if group is None:
+                return False
+            numbers: deque[int] = deque()
+            for batch in group:
+                number = next(self._numbers)
+                self.batches[number] = batch
+                self.sizes[number] = sum(entry.size for entry in batch.entries)
+                numbers.append(number)
+            if numbers:
+                self._groups.append(numbers)
+        return True
+
+
+def _has_room(worker: _Worker, sizes: dict[int, int]) -> bool:
     """Return True when `worker` should get another batch now; `sizes` are the batches' bytes."""
     if not worker.in_flight:
         return True

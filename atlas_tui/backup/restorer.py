@@ -2,7 +2,8 @@
 
 Every entry lands at `<target>/<entry path>`. Before anything is written, each
 path is checked: absolute paths, `.` and `..` components and NUL bytes are
-rejected. Directories are created first. The parent directory of every entry is
+rejected. A directory is created before the files in it, in path order, except
+that the parents of large files are created first. The parent directory of every entry is
 resolved and must stay inside the target, so a symlink already in the target cannot
 send data elsewhere. A parent that passed this check is not resolved again until the
 symlinks are restored. A file over an existing name is written under a temporary
@@ -26,7 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from atlas_tui.backup.chunk_reader import ChunkReader
@@ -149,12 +150,11 @@ class Restorer:
 
         self._checked_parents = set()
         counter = _ProgressCounter(progress)
-        self._restore_directories(root, entries, result, counter)
-        batches = self._plan_batches(root, [entry for entry in entries if entry.type == "file"])
+        groups = self._plan(root, entries, result, counter)
         if pool is None:
-            self._write_here(batches, result, counter)
+            self._write_here(groups, result, counter)
         else:
-            pool.run(batches, counter.add, lambda batch: self._finish_batch(batch, result))
+            pool.run(groups, counter.add, lambda batch: self._finish_batch(batch, result))
         # A symlink restored below may replace a checked parent, so each one is resolved again.
         self._checked_parents = set()
         for entry in entries:
@@ -167,54 +167,83 @@ class Restorer:
         logger.info("restore finished id=%s target=%s files=%d bytes=%d", snapshot.id, target, result.files, result.bytes)
         return result
 
-    def _restore_directories(
+    def _plan(
         self, root: bytes, entries: list[Entry], result: RestoreResult, counter: _ProgressCounter
-    ) -> None:
-        """Create every directory, FIFO and device entry, in path order."""
+    ) -> Iterator[list[Batch]]:
+        """Create directories and special files, and yield the files in batches as their directories exist.
+
+        Each item is the batches of one stretch of a directory's small files, or one
+        large file or database alone. Large files and databases come first, largest
+        first, so that the processes that take them early finish at about the time the
+        others finish the small files. Every database is checked before the first item,
+        so a database held by a running daemon stops the restore before it writes.
+        The rest follows in path order: a process starts on the first directory's files
+        while this one creates the next directories.
+        """
+        directories = {entry.path: entry for entry in entries if entry.type == "dir"}
+        created: set[bytes] = set()
+        large: list[Batch] = []
+        for entry in sorted(filter(_is_large, entries), key=lambda entry: entry.size, reverse=True):
+            self._create_parents(root, entry.path, directories, created, result, counter)
+            destination = self._destination(root, entry.path)
+            if entry.sqlite:
+                self._check_database_free(destination)
+            large.append(Batch(os.path.dirname(destination), [entry]))
+        for batch in large:
+            yield [batch]
+
+        group: list[Batch] = []
+        parent: bytes | None = None
+        batch_bytes = 0
         for entry in entries:
-            if entry.type not in ("file", "symlink"):
+            if entry.type == "file":
+                if _is_large(entry):
+                    continue
+                entry_parent = entry.path.rpartition(b"/")[0]
+                if entry_parent != parent:
+                    if group:
+                        yield group
+                    directory = os.path.dirname(self._destination(root, entry.path))
+                    group, parent = [Batch(directory, [])], entry_parent
+                    batch_bytes = 0
+                elif len(group[-1].entries) >= _BATCH_FILES or batch_bytes >= _BATCH_BYTES:
+                    group.append(Batch(group[-1].directory, []))
+                    batch_bytes = 0
+                group[-1].entries.append(entry)
+                batch_bytes += entry.size
+            elif entry.type != "symlink" and entry.path not in created:
                 self._restore_entry(root, entry, result)
                 counter.add(1, 0)
+        if group:
+            yield group
 
-    def _plan_batches(self, root: bytes, files: list[Entry]) -> list[Batch]:
-        """Create the parents of `files`, check their databases, and group them into batches.
+    def _create_parents(
+        self,
+        root: bytes,
+        path: bytes,
+        directories: dict[bytes, Entry],
+        created: set[bytes],
+        result: RestoreResult,
+        counter: _ProgressCounter,
+    ) -> None:
+        """Restore the directory entries above `path` ahead of the path-order pass, as that pass would."""
+        parts = path.split(b"/")[:-1]
+        for depth in range(1, len(parts) + 1):
+            ancestor = b"/".join(parts[:depth])
+            entry = directories.get(ancestor)
+            if entry is not None and ancestor not in created:
+                self._restore_entry(root, entry, result)
+                counter.add(1, 0)
+                created.add(ancestor)
 
-        Large files and databases come first, largest first, so that the processes
-        that take them early finish at about the time the others finish the small files.
-        """
-        large: list[Batch] = []
-        small: list[Batch] = []
-        # Absolute path of each parent seen, by its path relative to the target.
-        directories: dict[bytes, bytes] = {}
-        current: Batch | None = None
-        current_bytes = 0
-        for entry in files:
-            parent = entry.path.rpartition(b"/")[0]
-            directory = directories.get(parent)
-            if directory is None:
-                directory = directories[parent] = os.path.dirname(self._destination(root, entry.path))
-            if entry.sqlite:
-                self._check_database_free(os.path.join(directory, entry.path.rpartition(b"/")[2]))
-            if entry.sqlite or entry.size > _LARGE_FILE_BYTES:
-                large.append(Batch(directory, [entry]))
-                continue
-            full = current is not None and (len(current.entries) >= _BATCH_FILES or current_bytes >= _BATCH_BYTES)
-            if current is None or current.directory != directory or full:
-                current = Batch(directory, [])
-                current_bytes = 0
-                small.append(current)
-            current.entries.append(entry)
-            current_bytes += entry.size
-        large.sort(key=lambda batch: batch.entries[0].size, reverse=True)
-        return large + small
-
-    def _write_here(self, batches: list[Batch], result: RestoreResult, counter: _ProgressCounter) -> None:
+    def _write_here(self, groups: Iterator[list[Batch]], result: RestoreResult, counter: _ProgressCounter) -> None:
         """Write every batch in the calling thread."""
         with ChunkReader(self.repository, self.repository.load_index()) as reader:
             writer = FileWriter(reader, is_root=self._is_root)
-            for batch in batches:
-                writer.write_batch(batch, counter.add)
-                self._finish_batch(batch, result)
+            for group in groups:
+                for batch in group:
+                    writer.write_batch(batch, counter.add)
+                    self._finish_batch(batch, result)
 
     def _finish_batch(self, batch: Batch, result: RestoreResult) -> None:
         """Count a written batch and remove stale sidecars of a database in it."""
@@ -311,6 +340,11 @@ class Restorer:
         if entry.type != "symlink":
             os.chmod(path, entry.mode)
         os.utime(path, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=False)
+
+
+def _is_large(entry: Entry) -> bool:
+    """Return True for a file that is a batch of its own: a database, or one over `_LARGE_FILE_BYTES`."""
+    return entry.type == "file" and (entry.sqlite or entry.size > _LARGE_FILE_BYTES)
 
 
 class _ProgressCounter:

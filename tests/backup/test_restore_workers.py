@@ -15,6 +15,7 @@ import pytest
 
 from atlas_tui.backup.archiver import Archiver
 from atlas_tui.backup.errors import BackupError, CorruptData
+from atlas_tui.backup.file_writer import Batch
 from atlas_tui.backup.models import BackupRequest, BackupSetSpec, Snapshot
 from atlas_tui.backup.packs import pack_path
 from atlas_tui.backup.repository import Repository
@@ -363,10 +364,10 @@ def test_large_files_spread_over_workers(repository: Repository, tmp_path: Path)
 
     original = RestoreWorkers._handle
 
-    def record(self: RestoreWorkers, worker: Any, message: tuple[Any, ...], batches: Any, *callbacks: Any) -> None:
+    def record(self: RestoreWorkers, worker: Any, message: tuple[Any, ...], queue: Any, *callbacks: Any) -> None:
         if message[0] == "done":
-            writers[os.path.basename(batches[message[1]].entries[0].path).decode()] = worker.pid
-        original(self, worker, message, batches, *callbacks)
+            writers[os.path.basename(queue.batches[message[1]].entries[0].path).decode()] = worker.pid
+        original(self, worker, message, queue, *callbacks)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(RestoreWorkers, "_handle", record)
@@ -392,3 +393,55 @@ def test_workers_restore_delta_chunks(repository: Repository, tmp_path: Path) ->
 
     assert any(index[chunk].base is not None for chunk in chunks)
     assert table_digest(restored_root(tmp_path / "out", data) / "atlas.db") == table_digest(data / "atlas.db")
+
+
+def test_workers_write_while_groups_come(repository: Repository, tmp_path: Path) -> None:
+    """A worker writes the first directory's files before the caller hands over the second directory."""
+    source = build_wide_tree(tmp_path / "src", directories=2, files=5)
+    snapshot = back_up(repository, [source])
+    files = sorted((entry for entry in snapshot.entries if entry.type == "file"), key=lambda entry: entry.path)
+    out = tmp_path / "out"
+    first_dir = out / "first"
+    second_dir = out / "second"
+    first_dir.mkdir(parents=True)
+    second_dir.mkdir()
+    written_before_second: list[bool] = []
+
+    def groups() -> Any:
+        yield [Batch(os.fsencode(first_dir), files[:5])]
+        deadline = time.monotonic() + 30
+        while len(os.listdir(first_dir)) < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        written_before_second.append(len(os.listdir(first_dir)) == 5)
+        yield [Batch(os.fsencode(second_dir), files[5:])]
+
+    done: list[Batch] = []
+    with RestoreWorkers(2) as workers:
+        workers.open_repository(repository)
+        workers.run(groups(), lambda files, written: None, done.append)
+
+    assert written_before_second == [True]
+    assert len(done) == 2
+    assert len(os.listdir(second_dir)) == 5
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_large_file_parent_symlink_replaced(repository: Repository, tmp_path: Path, workers: int) -> None:
+    """A symlink in the target where a large file's directory goes is replaced by the directory."""
+    source = tmp_path / "src"
+    (source / "big").mkdir(parents=True)
+    (source / "big" / "blob.bin").write_bytes(os.urandom(3 * 1024 * 1024))
+    (source / "small.txt").write_text("small\n")
+    snapshot = back_up(repository, [source])
+    out = tmp_path / "out"
+    elsewhere = out / "elsewhere"
+    elsewhere.mkdir(parents=True)
+    big_parent = restored_root(out, source) / "big"
+    big_parent.parent.mkdir(parents=True)
+    big_parent.symlink_to(elsewhere)
+
+    Restorer(repository, workers=workers).restore(snapshot, out)
+
+    assert not big_parent.is_symlink()
+    assert (big_parent / "blob.bin").read_bytes() == (source / "big" / "blob.bin").read_bytes()
+    assert os.listdir(elsewhere) == []
