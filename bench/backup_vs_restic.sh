@@ -8,7 +8,8 @@
 #   bench/backup_vs_restic.sh --rounds 3 --corpus-cache /var/tmp/atlas-bench
 #   bench/backup_vs_restic.sh --others-sqlite copy
 #
-# It needs about 6 GiB of free disk under $TMPDIR (or --workdir) and takes several minutes
+# It needs about 6 GiB of free disk per round under $TMPDIR (or --workdir), because every
+# round's files stay until the last round ends, and takes several minutes
 # per round on 2 cores. Results belong in docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
