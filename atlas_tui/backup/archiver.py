@@ -11,7 +11,8 @@ is stored as a delta against the chunk at its offset in the newest snapshot), an
 `-wal`, `-shm` and `-journal` files are left out. A database is copied again only
 when it or its `-wal` file changed since the parent snapshot, or changed less than
 `RACY_SECONDS` before that snapshot started. FIFOs, sockets and devices are
-recorded, never opened.
+recorded, never opened. Each path is stored once, in the set with the most
+specific configured path that contains it (see `_Walk`).
 
 The entries are stored as manifest chunks (see `manifest.py`), the packs are
 finished, then one index file is written, then the snapshot. A run with unreadable paths is `partial` and lists them; a run where
@@ -145,7 +146,7 @@ class Archiver:
             files=sum(result.files for result in set_results),
             bytes=sum(result.bytes for result in set_results),
             sets=set_results,
-            warnings=_shrink_warnings(set_results, previous),
+            warnings=[*walk.warnings, *_shrink_warnings(set_results, previous)],
             manifest_chunks=manifest[0],
             manifest_pieces=manifest[1],
         )
@@ -262,8 +263,9 @@ class _Run:
             result.files, result.bytes = files[number], sizes[number]
             if content[number] == 0 and not result.skipped:
                 # An empty set is more likely an unmounted disk or a wrong path than a real backup.
-                for root in specs[number].paths:
-                    _skip(result, os.fsencode(os.path.abspath(root)), _NOTHING_TO_BACK_UP)
+                for root in walk.roots[number]:
+                    if root not in walk.handed_over:
+                        _skip(result, root, _NOTHING_TO_BACK_UP)
             result.status = _set_status(result, content[number])
         return results
 
@@ -563,7 +565,13 @@ class _Run:
 
 
 class _Walk:
-    """The paths of a run's sets with their `lstat` fields, found before any file is read or key used."""
+    """The paths of a run's sets with their `lstat` fields, found before any file is read or key used.
+
+    Each path is found once, by the walk of the most specific configured path that
+    contains it. A walk leaves out a directory that is another configured path, so
+    the set that names it stores it with its own settings. A path that two sets list
+    is walked by the first set in run order (higher priority, then the order given).
+    """
 
     def __init__(self, repository: Path, specs: list[BackupSetSpec]) -> None:
         own = os.stat(repository)
@@ -571,10 +579,34 @@ class _Walk:
         self.results = [SetResult(name=spec.name, paths=[str(path) for path in spec.paths], status="ok")
                         for spec in specs]
         """One outcome per set, in order, holding the paths the walk skipped so far."""
+        self.warnings: list[str] = []
+        """One message per path that two sets list, naming the set that backs it up."""
+        self.roots = self._assign_roots(specs)
+        """The configured paths each set walks, in order, without those another set walks."""
+        self._all_roots = {root for roots in self.roots for root in roots}
+        self.handed_over: set[bytes] = set()
+        """Configured paths with another configured path below them, whose walk stores part of their content."""
         self.found: list[_Found] = []
         for number, spec in enumerate(specs):
-            for root in spec.paths:
-                self._scan(os.fsencode(os.path.abspath(root)), number, spec, self.results[number], self.found)
+            for root in self.roots[number]:
+                self._scan(root, number, spec, self.results[number], self.found)
+
+    def _assign_roots(self, specs: list[BackupSetSpec]) -> list[list[bytes]]:
+        """Return the configured paths of each set, each path given to the first set that lists it."""
+        owners: dict[bytes, int] = {}
+        roots: list[list[bytes]] = [[] for _ in specs]
+        for number, spec in enumerate(specs):
+            for configured in spec.paths:
+                root = _root_path(configured)
+                owner = owners.setdefault(root, number)
+                if owner != number:
+                    self.warnings.append(_duplicate_path_warning(specs[owner], spec, root))
+                    logger.warning("%s", self.warnings[-1])
+                elif root in roots[number]:
+                    logger.info("backup set lists a path twice backup_set=%s path=%s", spec.name, display_path(root))
+                else:
+                    roots[number].append(root)
+        return roots
 
     def _scan(self, root: bytes, number: int, spec: BackupSetSpec, result: SetResult, found: list[_Found]) -> None:
         """Append every path under `root` with its `lstat` fields to `found`, in the order of the manifest."""
@@ -589,6 +621,10 @@ class _Walk:
                 _skip(result, path, err)
                 continue
             if stat.S_ISDIR(info.st_mode):
+                if path != root and path in self._all_roots:
+                    # The walk of that configured path stores it.
+                    self.handed_over.add(root)
+                    continue
                 if (info.st_dev, info.st_ino) == self._repository_inode:
                     logger.info("backup leaves out the repository itself path=%s", os.fsdecode(path))
                     continue
@@ -849,6 +885,19 @@ def _skip(result: SetResult, path: bytes, reason: OSError | str) -> None:
         logger.warning("backup skipped path backup_set=%s path=%s reason=%s", result.name, display, text)
     elif len(result.skipped) == _LOGGED_SKIPS + 1:
         logger.warning("backup skipping more paths backup_set=%s; the run result lists all", result.name)
+
+
+def _root_path(path: Path) -> bytes:
+    """Return a configured path as the absolute bytes path that the walk compares, with one leading slash."""
+    return b"/" + os.fsencode(os.path.abspath(path)).lstrip(b"/")
+
+
+def _duplicate_path_warning(owner: BackupSetSpec, other: BackupSetSpec, path: bytes) -> str:
+    reason = "has the higher priority" if owner.priority > other.priority else "comes first in the config"
+    return (
+        f"set {owner.name} and set {other.name} both list path {display_path(path)}. Set {owner.name} backs it up "
+        f"because it {reason}, and set {other.name} does not count it. Remove the path from one of the two sets"
+    )
 
 
 def _set_status(result: SetResult, content: int) -> RunStatus:

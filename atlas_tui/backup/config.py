@@ -34,9 +34,9 @@ class BackupSetConfig(_Section):
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
     """Set name, used in run results and the `backup_set` metric label."""
     paths: list[str] = Field(min_length=1)
-    """Absolute files or directories to back up."""
+    """Absolute files or directories to back up. A path inside another set's path is backed up by this set alone."""
     priority: StrictInt = 0
-    """Sets with a higher priority run first."""
+    """Sets with a higher priority run first, and a path that two sets list is backed up by the higher one."""
     sqlite: StrictBool = False
     """Copy SQLite databases in these paths with the online backup API and leave out their -wal and -shm files."""
 

@@ -1,4 +1,4 @@
-"""Fixtures for the backup tests: small repositories and generated source trees.
+"""Fixtures for the backup tests: small repositories, generated source trees and in-process CLI runs.
 
 `build_tree` writes the same tree for the same seed, with fixed mtimes, so a second
 build of it is an exact expectation of what a restore must produce. `tree_state`
@@ -17,12 +17,31 @@ import pytest
 
 from atlas_tui.backup.models import ChunkerParams
 from atlas_tui.backup.repository import Repository
+from atlas_tui.cli_backup import main
 
 PASSPHRASE = b"correct horse battery staple"
+CLI_PASSPHRASE = "cli passphrase"
+"""Passphrase that `cli_environment` gives `backup-manager` in `$ATLAS_BACKUP_PASSPHRASE`."""
 SMALL_CHUNKS = ChunkerParams(min_size=512, avg_size=2048, max_size=8192)
 """Small chunks so that a few hundred kilobytes give many boundaries."""
 FIXED_MTIME_NS = 1_700_000_000_123_456_789
 NON_UTF8_NAME = b"caf\xe9-\xff.txt"
+
+
+@pytest.fixture
+def cli_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Set up `backup-manager` runs in this process: a passphrase, no config file and a data directory in `tmp_path`."""
+    monkeypatch.setenv("ATLAS_BACKUP_PASSPHRASE", CLI_PASSPHRASE)
+    monkeypatch.delenv("ATLAS_CONFIG", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.setenv("ATLAS_DATA_DIR", str(tmp_path / "data"))
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """Run `backup-manager ARGS` in this process and return its exit code, stdout and stderr."""
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
 
 
 @pytest.fixture
