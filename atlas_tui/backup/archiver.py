@@ -571,6 +571,11 @@ class _Walk:
     contains it. A walk leaves out a directory that is another configured path, so
     the set that names it stores it with its own settings. A path that two sets list
     is walked by the first set in run order (higher priority, then the order given).
+
+    A walk also finds symlinks at configured paths or above them, which the walk of
+    that configured path follows. Such a link is left out once that walk has found
+    the configured path, because a snapshot with entries below a symlink cannot be
+    restored (see `_leave_out_non_directories_at_roots`).
     """
 
     def __init__(self, repository: Path, specs: list[BackupSetSpec]) -> None:
@@ -585,11 +590,21 @@ class _Walk:
         """The configured paths each set walks, in order, without those another set walks."""
         self._all_roots = {root for roots in self.roots for root in roots}
         self.handed_over: set[bytes] = set()
-        """Configured paths with another configured path below them, whose walk stores part of their content."""
+        """Configured paths that contain another configured path, whose walk stores some of their content.
+        An empty result under such a path does not mean an unmounted disk."""
+        self._roots_and_parents = self._all_roots | {parent for root in self._all_roots for parent in _parents(root)}
+        self._database_sidecars = {
+            root + suffix for number, spec in enumerate(specs) if spec.sqlite
+            for root in self.roots[number] for suffix in SIDECAR_SUFFIXES
+        }
+        """The `-wal`, `-shm` and `-journal` names of the configured paths of sets marked `sqlite`."""
+        self._non_directories_at_roots: dict[bytes, list[tuple[int, bytes]]] = {}
+        """Position in `found` and walk root of each non-directory found at a path in `_roots_and_parents`."""
         self.found: list[_Found] = []
         for number, spec in enumerate(specs):
             for root in self.roots[number]:
                 self._scan(root, number, spec, self.results[number], self.found)
+        self._leave_out_non_directories_at_roots()
 
     def _assign_roots(self, specs: list[BackupSetSpec]) -> list[list[bytes]]:
         """Return the configured paths of each set, each path given to the first set that lists it."""
@@ -613,9 +628,13 @@ class _Walk:
         stack = [root]
         while stack:
             path = stack.pop()
+            if path != root and path in self._database_sidecars:
+                # A -wal, -shm or -journal file of a database that a set marked `sqlite`
+                # copies with the online backup API. The copy contains the -wal content.
+                continue
             try:
                 # A configured path that is a symlink (/var/lib/node -> /data/node) means its
-                # target; below it, symlinks are stored as links.
+                # target, stored at the configured path. Below it, symlinks are stored as links.
                 info = os.stat(path) if path == root else os.lstat(path)
             except OSError as err:
                 _skip(result, path, err)
@@ -635,6 +654,35 @@ class _Walk:
                 found.append(_Found(number, path, info, "file", root=path == root, source=source))
             else:
                 found.append(_Found(number, path, info, _special_type(info.st_mode), root=path == root))
+            if path != root and not stat.S_ISDIR(info.st_mode) and path in self._roots_and_parents:
+                self._non_directories_at_roots.setdefault(path, []).append((len(found) - 1, root))
+
+    def _leave_out_non_directories_at_roots(self) -> None:
+        """Drop each symlink or other non-directory found at or above a configured path that its walk found.
+
+        The walk of the configured path stores that path as what the link leads to, so the
+        link would be a second entry at the same path, or an entry with entries below it.
+        A link above a configured path is replaced by a directory on restore.
+        """
+        if not self._non_directories_at_roots:
+            return
+        dropped: set[int] = set()
+        for item in self.found:
+            if not item.root:
+                continue
+            for path in (item.path, *_parents(item.path)):
+                for position, walk_root in self._non_directories_at_roots.pop(path, ()):
+                    dropped.add(position)
+                    self.handed_over.add(walk_root)
+                    link = self.found[position]
+                    logger.info(
+                        "backup leaves out path=%s type=%s of backup_set=%s because backup_set=%s stores "
+                        "configured path=%s at or below it",
+                        display_path(link.path), link.kind, self.results[link.spec].name,
+                        self.results[item.spec].name, display_path(item.path),
+                    )
+        if dropped:
+            self.found = [item for position, item in enumerate(self.found) if position not in dropped]
 
     def _children(self, path: bytes, spec: BackupSetSpec, result: SetResult) -> list[bytes]:
         try:
@@ -885,6 +933,14 @@ def _skip(result: SetResult, path: bytes, reason: OSError | str) -> None:
         logger.warning("backup skipped path backup_set=%s path=%s reason=%s", result.name, display, text)
     elif len(result.skipped) == _LOGGED_SKIPS + 1:
         logger.warning("backup skipping more paths backup_set=%s; the run result lists all", result.name)
+
+
+def _parents(path: bytes) -> Iterator[bytes]:
+    """Yield the directories above an absolute path, nearest first, ending with `/`."""
+    parent = os.path.dirname(path)
+    while parent != path:
+        yield parent
+        path, parent = parent, os.path.dirname(parent)
 
 
 def _root_path(path: Path) -> bytes:
