@@ -52,6 +52,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_PARTIAL",
     "EXIT_USAGE",
+    "PRINTED_SKIPS",
     "REPOSITORY_DIRNAME",
     "add_actions",
     "main",
@@ -70,6 +71,9 @@ EXIT_LOCKED = 4
 
 DEFAULT_LOGS_LIMIT = 20
 """Runs `logs` shows without `--limit`."""
+
+PRINTED_SKIPS = 20
+"""Skipped paths that the text report of a backup prints. `--json` and the snapshot list all of them."""
 
 logger = logging.getLogger(__name__)
 
@@ -699,8 +703,16 @@ def _print_backup(result: BackupResult, stream: TextIO) -> None:
         f"{result.bytes} bytes, {result.new_bytes_stored} new bytes stored in {result.duration:.1f} s",
         file=stream,
     )
-    for item in result.skipped:
+    for item in result.skipped[:PRINTED_SKIPS]:
         print(f"  skipped {item.path}: {item.reason}", file=stream)
+    hidden = len(result.skipped) - PRINTED_SKIPS
+    if hidden > 0:
+        where = (
+            f"`backup-manager list --json` lists them all in the sets of {result.id}" if result.id
+            else "Run the backup with --json to list them all"
+        )
+        noun = "path" if hidden == 1 else "paths"
+        print(f"  {hidden} more skipped {noun} not shown. {where}", file=stream)
     for warning in result.warnings:
         print(f"  warning: {warning}", file=stream)
 

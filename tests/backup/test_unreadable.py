@@ -24,7 +24,7 @@ import atlas_tui.backup.passphrase  # noqa: F401
 from atlas_tui.backup.archiver import Archiver
 from atlas_tui.backup.models import BackupRequest, BackupSetSpec
 from atlas_tui.backup.repository import Repository
-from atlas_tui.cli_backup import EXIT_FAILURE, EXIT_OK, EXIT_PARTIAL, main
+from atlas_tui.cli_backup import EXIT_FAILURE, EXIT_OK, EXIT_PARTIAL, PRINTED_SKIPS, main
 
 from tests.backup.conftest import PASSPHRASE, SMALL_CHUNKS
 
@@ -77,6 +77,14 @@ def cli(repo: Path, *args: str) -> tuple[int, str]:
     return code, buffer.getvalue()
 
 
+def text_cli(repo: Path, *args: str) -> tuple[int, str]:
+    """Run `backup-manager` without --json in this process and return its exit code and stdout."""
+    buffer = io.StringIO()
+    with redirect_stdout(buffer):
+        code = main(["--repo", str(repo), *args])
+    return code, buffer.getvalue()
+
+
 def make_repository(base: Path) -> Path:
     repo = base / "repo"
     Repository.init(repo, PASSPHRASE, now=START, chunker=SMALL_CHUNKS, scrypt_n=2**10)
@@ -124,6 +132,54 @@ def test_partial_lists_unreadable_paths(shared_dir: Path) -> None:
     assert result["status"] == "partial"
     assert skipped == [str(source / "locked"), str(source / "secret.key")]
     assert result["files"] == 1
+
+
+def test_skipped_paths_report_bounded(shared_dir: Path) -> None:
+    """The text report prints 20 skipped paths and a count of the rest, while --json and the snapshot list all."""
+    repo = make_repository(shared_dir)
+    source = shared_dir / "many"
+    source.mkdir()
+    (source / "readable.txt").write_text("readable\n")
+    unreadable = PRINTED_SKIPS + 5
+    for number in range(unreadable):
+        locked = source / f"locked-{number:03d}.txt"
+        locked.write_text("secret\n")
+        os.chmod(locked, 0)
+
+    code, report = run_unprivileged(lambda: text_cli(repo, "backup", "--path", str(source)))
+    json_code, output = run_unprivileged(lambda: cli(repo, "backup", "--path", str(source)))
+    _, listing = cli(repo, "list")
+
+    lines = report.splitlines()
+    snapshot_id = lines[0].split(":")[0]
+    listed = [len(item["skipped"]) for snapshot in json.loads(listing) for item in snapshot["sets"]]
+    assert code == EXIT_PARTIAL
+    assert json_code == EXIT_PARTIAL
+    assert len([line for line in lines if line.startswith("  skipped ")]) == PRINTED_SKIPS
+    assert lines[PRINTED_SKIPS + 1] == (
+        f"  5 more skipped paths not shown. `backup-manager list --json` lists them all in the sets of {snapshot_id}"
+    )
+    assert len(lines) == PRINTED_SKIPS + 2
+    assert len(json.loads(output)["skipped"]) == unreadable
+    assert listed == [unreadable, unreadable]
+
+
+def test_failed_run_report_bounded(shared_dir: Path) -> None:
+    """A run that read nothing and wrote no snapshot points to --json for the skipped paths not printed."""
+    repo = make_repository(shared_dir)
+    source = shared_dir / "locked"
+    source.mkdir()
+    for number in range(PRINTED_SKIPS + 1):
+        locked = source / f"locked-{number:03d}.txt"
+        locked.write_text("secret\n")
+        os.chmod(locked, 0)
+
+    code, report = run_unprivileged(lambda: text_cli(repo, "backup", "--path", str(source)))
+
+    lines = report.splitlines()
+    assert code == EXIT_FAILURE
+    assert lines[0].startswith("no snapshot: failed")
+    assert lines[PRINTED_SKIPS + 1] == "  1 more skipped path not shown. Run the backup with --json to list them all"
 
 
 def test_partial_snapshot_not_verified_ok(shared_dir: Path) -> None:
