@@ -44,8 +44,9 @@ from atlas_tui.backup.repository import IndexEntry, Repository
 
 __all__ = ["MAX_PENDING_BYTES", "ChunkStore", "FileDigest"]
 
-MAX_PENDING_BYTES = 16 * 1024 * 1024
-"""Bytes of read blocks that queued chunks keep alive before `add` waits for the oldest."""
+MAX_PENDING_BYTES = 8 * 1024 * 1024
+"""Bytes of read blocks that queued chunks keep alive before `add` waits for the oldest.
+16 MiB gave the same first-backup time on the bench corpus and 9 to 13 MiB more peak RSS."""
 MAX_PENDING_BATCHES = 8
 """Batches queued for the workers before `add` waits for the oldest. With small files this
 bounds the files in flight, each of which keeps its read buffer and content hasher."""

@@ -28,11 +28,14 @@ MMAP_THRESHOLD_BYTES = 4 * 1024 * 1024
 BACKUP_TRIM_THRESHOLD_BYTES = 8 * 1024 * 1024
 """Free memory that each malloc arena keeps at its top during a backup, instead of the default 128 KiB."""
 DEFAULT_TRIM_THRESHOLD_BYTES = 128 * 1024
+BACKUP_ARENA_MAX = 2
+"""Maximum number of malloc arenas of a process once it has run a backup (glibc 2.36 allows 16 on 2 cores)."""
 BACKUP_SWITCH_INTERVAL_S = 0.001
 """How long a thread may hold the GIL while another waits for it, during a backup (Python's default is 5 ms)."""
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
 _tuning_lock = threading.Lock()
 _tuning_users = 0
 _saved_switch_interval = 0.0
@@ -91,6 +94,14 @@ def backup_tuning() -> Iterator[None]:
     with 67,000 faults. The backup after a 1 % change went from 2.9 s to 2.2 s. Peak RSS
     grew by about 6 MiB. A 64 MiB threshold was no faster and added 15 MiB more.
     Nested and concurrent runs share the settings, and the last one to leave restores them.
+
+    It also caps the malloc arenas at `BACKUP_ARENA_MAX`. Each thread of a backup (the
+    reader, two sealing workers, two small-file readers, the pack finisher) otherwise
+    gets an arena of its own, and each keeps up to the trim threshold free at its top.
+    On the bench corpus two arenas took the first backup's peak RSS from 178 to 182 MiB
+    down to 170 to 171 MiB, in the same time. glibc reads the limit once, the first time
+    it needs it to create an arena (`arena_get2` in malloc/arena.c), and keeps it for the
+    life of the process, so the cap stays after the block.
     """
     global _tuning_users, _saved_switch_interval
     with _tuning_lock:
@@ -98,6 +109,7 @@ def backup_tuning() -> Iterator[None]:
             _saved_switch_interval = sys.getswitchinterval()
             sys.setswitchinterval(BACKUP_SWITCH_INTERVAL_S)
             _set_trim_threshold(BACKUP_TRIM_THRESHOLD_BYTES)
+            _limit_arenas(BACKUP_ARENA_MAX)
         _tuning_users += 1
     try:
         yield
@@ -107,6 +119,12 @@ def backup_tuning() -> Iterator[None]:
             if _tuning_users == 0:
                 sys.setswitchinterval(_saved_switch_interval)
                 _set_trim_threshold(DEFAULT_TRIM_THRESHOLD_BYTES)
+
+
+def _limit_arenas(count: int) -> None:
+    libc = _glibc()
+    if libc is not None:
+        libc.mallopt(_M_ARENA_MAX, count)
 
 
 def _set_trim_threshold(size: int) -> None:
