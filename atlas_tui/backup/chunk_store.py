@@ -22,8 +22,10 @@ five times the chunk (a 1 MiB read after a 4 MiB unfinished chunk). So the block
 counted, each once, rather than the chunks: counting chunk bytes let eight batches
 keep up to 40 MiB of blocks alive.
 
-NOTE: about one bench backup after a change in four still peaks near 200 MiB instead
-of 160 MiB, at a different place each time. The cause is not found.
+NOTE: before malloc arenas were capped (`heap.backup_tuning`), about one bench backup
+after a change in four peaked near 200 MiB instead of 160 MiB, at a different place
+each time. Four rounds after the cap peaked at 149 to 155 MiB. Arena retention fits
+that pattern, but it is not proven to have been the cause.
 """
 
 from __future__ import annotations
