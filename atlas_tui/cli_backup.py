@@ -404,11 +404,23 @@ def _cmd_restore(args: argparse.Namespace, config: Config, now: float) -> int:
         f"restored {snapshot.id} into {args.target}: {result.files} files, {result.dirs} directories, "
         f"{result.symlinks} symlinks, {result.special} special files, {result.bytes} bytes"
     )
+    if result.damaged:
+        summary += (
+            f"; {len(result.damaged)} files left out because the repository is damaged: "
+            f"run `backup-manager integrity --id {snapshot.id}` to find the damaged packs"
+        )
     _emit(args, result.model_dump(mode="json"), summary)
     if not _wants_json(args):
         for item in result.not_restored:
             print(f"not restored: {item.path}: {item.reason}", file=sys.stderr)
-    return EXIT_OK
+        for item in result.damaged[:PRINTED_SKIPS]:
+            print(f"damaged, not restored: {item.path}: {item.reason}", file=sys.stderr)
+        if len(result.damaged) > PRINTED_SKIPS:
+            print(
+                f"{len(result.damaged) - PRINTED_SKIPS} more damaged files not shown; `--json` lists all of them",
+                file=sys.stderr,
+            )
+    return EXIT_PARTIAL if result.damaged else EXIT_OK
 
 
 def _cmd_delete(args: argparse.Namespace, config: Config, now: float) -> int:

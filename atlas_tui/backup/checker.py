@@ -59,7 +59,9 @@ def verify_snapshot(
             result.status = "failed"
             result.mismatches.append(f"test restore failed: {err}")
             return result
-        skipped = {item.path for item in restored.not_restored}
+        for item in restored.damaged:
+            result.mismatches.append(f"{item.path}: test restore failed: {item.reason}")
+        skipped = {item.path for item in restored.not_restored + restored.damaged}
         restored_entries = sum(1 for entry in snapshot.entries if entry.type != "symlink")
         compared_bytes = 0
         for entry in snapshot.entries:

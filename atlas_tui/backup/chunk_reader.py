@@ -68,7 +68,13 @@ class ChunkReader:
         self.close()
 
     def _load(self, location: IndexEntry, identifier: bytes) -> bytes:
-        sealed = os.pread(self._pack_fd(location.pack_id), location.length, location.offset)
+        try:
+            sealed = os.pread(self._pack_fd(location.pack_id), location.length, location.offset)
+        except OSError as err:
+            raise CorruptData(
+                f"pack {location.pack_id} chunk {identifier.hex()}: reading the pack failed: {err.strerror or err}; "
+                "run `backup-manager integrity` to find the damage"
+            ) from err
         if len(sealed) != location.length:
             raise CorruptData(
                 f"pack {location.pack_id} chunk {identifier.hex()}: the pack ends before the chunk does; "

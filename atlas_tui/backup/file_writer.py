@@ -22,7 +22,8 @@ from typing import NamedTuple
 
 from atlas_tui.backup.atomic import TEMP_PREFIX
 from atlas_tui.backup.chunk_reader import ChunkReader
-from atlas_tui.backup.models import Entry
+from atlas_tui.backup.errors import CorruptData
+from atlas_tui.backup.models import Entry, SkippedPath
 
 __all__ = ["Batch", "FileWriter", "Report"]
 
@@ -60,12 +61,15 @@ class FileWriter:
         self._umask_is_zero = umask_is_zero
         self._temporaries = itertools.count()
 
-    def write_batch(self, batch: Batch, report: Report) -> None:
+    def write_batch(self, batch: Batch, report: Report) -> list[SkippedPath]:
         """Write the files of `batch` in order, calling `report` after each chunk and each file.
 
-        An exception (from reading, writing or `report`) removes the file being
-        written and propagates; files finished before it stay.
+        A file with a chunk that is missing or damaged in the repository is removed and
+        left out, and the rest of the batch is written: the returned list names each
+        such file with the problem. Any other exception (from writing or `report`)
+        removes the file being written and propagates; files finished before it stay.
         """
+        damaged: list[SkippedPath] = []
         dir_fd = os.open(batch.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             # Owner that a new file in this directory gets, learned from the first file.
@@ -73,6 +77,9 @@ class FileWriter:
             for entry in batch.entries:
                 try:
                     owner = self._write_file(dir_fd, entry, owner, report)
+                except CorruptData as err:
+                    damaged.append(SkippedPath(path=entry.display_path(), reason=str(err)))
+                    report(1, 0)
                 except OSError as err:
                     # Calls relative to `dir_fd` name only the file or its temporary name,
                     # and `write` names nothing.
@@ -82,6 +89,7 @@ class FileWriter:
                     raise
         finally:
             os.close(dir_fd)
+        return damaged
 
     def _write_file(
         self, dir_fd: int, entry: Entry, owner: tuple[int, int] | None, report: Report

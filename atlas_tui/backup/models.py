@@ -358,6 +358,8 @@ class RestoreResult(_Model):
     bytes: int = 0
     not_restored: list[SkippedPath] = Field(default_factory=list)
     """Entries that cannot be recreated here, such as sockets or devices without root."""
+    damaged: list[SkippedPath] = Field(default_factory=list)
+    """Files left out because a chunk of theirs is missing or damaged in the repository."""
 
 
 class VerifyResult(_Model):

@@ -56,7 +56,7 @@ from atlas_tui.backup.chunk_reader import ChunkReader
 from atlas_tui.backup.crypto import MasterKey
 from atlas_tui.backup.errors import BackupError
 from atlas_tui.backup.file_writer import Batch, FileWriter
-from atlas_tui.backup.models import Entry, RepositoryConfig
+from atlas_tui.backup.models import Entry, RepositoryConfig, SkippedPath
 from atlas_tui.backup.repository import Repository
 
 __all__ = ["MAX_WORKERS", "RestoreWorkers", "main"]
@@ -131,7 +131,7 @@ class RestoreWorkers:
         self,
         groups: Iterable[Sequence[Batch]],
         on_progress: Callable[[int, int], None],
-        on_done: Callable[[Batch], None],
+        on_done: Callable[[Batch, list[SkippedPath]], None],
     ) -> None:
         """Write every batch in some process and return once all are written.
 
@@ -142,12 +142,14 @@ class RestoreWorkers:
                 do slow work such as creating the next directories. An exception it
                 raises stops the run.
             on_progress: Called with the files finished and bytes written since its previous call.
-            on_done: Called with each batch once its files are written.
+            on_done: Called with each batch once its files are written, and the files
+                of it that were left out because the repository has a chunk of theirs
+                missing or damaged.
 
         Raises:
             BackupError: a process died or exited before it finished its batches.
-            Exception: what a process raised while writing, such as `CorruptData` or
-                `OSError`, with the same type and message where it can be rebuilt.
+            Exception: what a process raised while writing, such as an `OSError` from
+                the target, with the same type and message where it can be rebuilt.
         """
         if self._repository is None:
             raise ValueError("call open_repository before run")
@@ -207,16 +209,16 @@ class RestoreWorkers:
         message: tuple[Any, ...],
         queue: _BatchQueue,
         on_progress: Callable[[int, int], None],
-        on_done: Callable[[Batch], None],
+        on_done: Callable[[Batch, list[SkippedPath]], None],
     ) -> None:
         kind = message[0]
         if kind == "progress":
             on_progress(message[1], message[2])
         elif kind == "done":
-            number, files, written = message[1:]
+            number, files, written, damaged = message[1:]
             worker.in_flight.remove(number)
             on_progress(files, written)
-            on_done(queue.finish(number))
+            on_done(queue.finish(number), [SkippedPath(path=path, reason=reason) for path, reason in damaged])
         elif kind == "error":
             raise _rebuild_error(worker.pid, *message[1:])
         else:
@@ -436,9 +438,9 @@ class _Reporter:
             self._files = self._bytes = 0
             self._sent = time.monotonic()
 
-    def finish(self, number: int) -> None:
-        """Report batch `number` written, with the progress not sent yet."""
-        self._send(("done", number, self._files, self._bytes))
+    def finish(self, number: int, damaged: list[SkippedPath]) -> None:
+        """Report batch `number` written, with the progress not sent yet and the files left out as damaged."""
+        self._send(("done", number, self._files, self._bytes, [(item.path, item.reason) for item in damaged]))
 
     def _send(self, message: object) -> None:
         try:
@@ -467,8 +469,8 @@ def main() -> int:
         while (request := _read_message(sys.stdin.fileno())) is not None:
             number, directory, items = request
             reporter = _Reporter(channel)
-            writer.write_batch(Batch(directory, _entries(items)), reporter)
-            reporter.finish(number)
+            damaged = writer.write_batch(Batch(directory, _entries(items)), reporter)
+            reporter.finish(number, damaged)
     except _ParentGone:
         return 1
     except Exception as err:  # noqa: BLE001 - worker boundary: the parent raises it again

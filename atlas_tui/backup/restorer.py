@@ -17,6 +17,10 @@ not threads). A small restore writes its files in the calling thread. Restored f
 are not fsynced, as restic and borg do not fsync them either: run `sync` before
 relying on them surviving a power loss.
 
+A file with a chunk that is missing or damaged in the repository is left out and
+listed in `RestoreResult.damaged`, and the other files are still restored: in a
+recovery, every intact file counts.
+
 A restored SQLite database loses any `-wal`, `-shm` or `-journal` file next to it,
 because those belong to another database and would corrupt the restored one. A
 database whose directory is locked by a running atlas daemon is not replaced.
@@ -99,12 +103,15 @@ class Restorer:
                 after each directory and special file, after each chunk and file
                 written in this thread, and after each batch of a worker process and
                 every 0.25 s while it writes a large file. The last call counts every
-                entry but the symlinks, and every file byte. An exception it raises
-                stops the restore.
+                entry but the symlinks, and every file byte unless a file was left
+                out as damaged. An exception it raises stops the restore.
+
+        A file with a chunk that is missing from the repository or fails
+        authentication is removed, listed in the result's `damaged`, and the restore
+        goes on with the other entries.
 
         Raises:
             UnsafeRestorePath: an entry would land outside `target`.
-            CorruptData: a chunk is missing or fails authentication.
             BackupError: a database to replace is held by a running daemon, or a
                 worker process exited or was killed before it finished.
         """
@@ -154,7 +161,7 @@ class Restorer:
         if pool is None:
             self._write_here(groups, result, counter)
         else:
-            pool.run(groups, counter.add, lambda batch: self._finish_batch(batch, result))
+            pool.run(groups, counter.add, lambda batch, damaged: self._finish_batch(batch, damaged, result))
         # A symlink restored below may replace a checked parent, so each one is resolved again.
         self._checked_parents = set()
         for entry in entries:
@@ -242,12 +249,18 @@ class Restorer:
             writer = FileWriter(reader, is_root=self._is_root)
             for group in groups:
                 for batch in group:
-                    writer.write_batch(batch, counter.add)
-                    self._finish_batch(batch, result)
+                    damaged = writer.write_batch(batch, counter.add)
+                    self._finish_batch(batch, damaged, result)
 
-    def _finish_batch(self, batch: Batch, result: RestoreResult) -> None:
-        """Count a written batch and remove stale sidecars of a database in it."""
+    def _finish_batch(self, batch: Batch, damaged: list[SkippedPath], result: RestoreResult) -> None:
+        """Count a written batch, record its damaged files, and remove stale sidecars of a database in it."""
+        left_out = {item.path for item in damaged}
+        for item in damaged:
+            logger.error("restore left out a damaged file id=%s path=%s error=%s", result.id, item.path, item.reason)
+        result.damaged.extend(damaged)
         for entry in batch.entries:
+            if left_out and entry.display_path() in left_out:
+                continue
             result.files += 1
             result.bytes += entry.size
             if entry.sqlite:

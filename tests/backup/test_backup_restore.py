@@ -13,6 +13,7 @@ from atlas_tui.backup.archiver import Archiver
 from atlas_tui.backup.checker import verify_snapshot
 from atlas_tui.backup.errors import UnsafeRestorePath
 from atlas_tui.backup.models import BackupRequest, BackupSetSpec, Entry
+from atlas_tui.backup.packs import pack_path
 from atlas_tui.backup.repository import Repository
 from atlas_tui.backup.restorer import Restorer, is_within
 
@@ -137,6 +138,25 @@ def test_verify_ok(repository: Repository, tmp_path: Path) -> None:
     assert verified.status == "ok"
     assert verified.mismatches == []
     assert verified.checked == 12
+
+
+def test_verify_damaged_chunk_fails(repository: Repository, tmp_path: Path) -> None:
+    """A test restore that meets a damaged chunk fails and names the file, and compares the rest."""
+    result = back_up(repository, [build_tree(tmp_path / "src")], START)
+    snapshot = repository.load_snapshot(result.id)
+    entry = next(entry for entry in snapshot.entries if entry.type == "file" and entry.chunks)
+    location = repository.load_index()[bytes.fromhex(entry.chunks[0])]
+    pack = pack_path(repository.path, location.pack_id)
+    data = bytearray(pack.read_bytes())
+    data[location.offset + location.length // 2] ^= 0xFF
+    pack.write_bytes(bytes(data))
+
+    verified = verify_snapshot(repository, snapshot, scratch=tmp_path)
+
+    assert verified.status == "failed"
+    assert len(verified.mismatches) == 1
+    assert verified.mismatches[0].startswith(f"{entry.display_path()}: test restore failed: pack {location.pack_id}")
+    assert verified.checked == 11
 
 
 def test_repository_not_backed_up(repository: Repository, tmp_path: Path) -> None:

@@ -14,14 +14,14 @@ import psutil
 import pytest
 
 from atlas_tui.backup.archiver import Archiver
-from atlas_tui.backup.errors import BackupError, CorruptData
+from atlas_tui.backup.errors import BackupError
 from atlas_tui.backup.file_writer import Batch
 from atlas_tui.backup.models import BackupRequest, BackupSetSpec, Snapshot
 from atlas_tui.backup.packs import pack_path
 from atlas_tui.backup.repository import Repository
 from atlas_tui.backup.restore_workers import RestoreWorkers
 from atlas_tui.backup.restorer import Restorer
-from atlas_tui.cli_backup import EXIT_FAILURE
+from atlas_tui.cli_backup import EXIT_FAILURE, EXIT_PARTIAL
 
 from tests.backup.conftest import PASSPHRASE, build_tree, restored_root, set_fixed_times, tree_state
 from tests.backup.test_sqlite_delta import ROWS, change_rows, database_chunks, table_digest
@@ -70,6 +70,14 @@ def build_wide_tree(root: Path, directories: int = 12, files: int = 40) -> Path:
             os.chmod(path, (0o600, 0o640, 0o644, 0o755, 0o444)[index % 5])
     set_fixed_times(root)
     return root
+
+
+def flip_pack_byte(repository: Repository, pack_id: str, offset: int) -> None:
+    """Invert one byte of a pack file in place."""
+    pack = pack_path(repository.path, pack_id)
+    data = bytearray(pack.read_bytes())
+    data[offset] ^= 0xFF
+    pack.write_bytes(bytes(data))
 
 
 def restore_workers_of(pid: int) -> list[psutil.Process]:
@@ -153,19 +161,43 @@ def test_progress_totals(repository: Repository, tmp_path: Path, workers: int) -
     assert all(a[0] <= b[0] and a[1] <= b[1] for a, b in zip(calls, calls[1:]))
 
 
-def test_corrupt_chunk_raised_from_worker(repository: Repository, tmp_path: Path) -> None:
-    """A chunk damaged on disk stops a worker restore with CorruptData naming the pack, not a hang."""
+@pytest.mark.parametrize("workers", [0, 2])
+def test_corrupt_chunk_file_left_out(repository: Repository, tmp_path: Path, workers: int) -> None:
+    """A file with a damaged chunk is left out and named with its pack, and every other file is restored."""
     source = build_wide_tree(tmp_path / "src", directories=2, files=5)
     snapshot = back_up(repository, [source])
-    last = max((entry for entry in snapshot.entries if entry.type == "file"), key=lambda entry: entry.path)
-    location = repository.load_index()[bytes.fromhex(last.chunks[0])]
-    pack = pack_path(repository.path, location.pack_id)
-    data = bytearray(pack.read_bytes())
-    data[location.offset + location.length // 2] ^= 0xFF
-    pack.write_bytes(bytes(data))
+    files = sorted((entry for entry in snapshot.entries if entry.type == "file"), key=lambda entry: entry.path)
+    damaged = files[len(files) // 2]
+    location = repository.load_index()[bytes.fromhex(damaged.chunks[0])]
+    flip_pack_byte(repository, location.pack_id, location.offset + location.length // 2)
+    out = tmp_path / "out"
 
-    with pytest.raises(CorruptData, match=f"pack {location.pack_id} chunk {last.chunks[0]}"):
-        Restorer(repository, workers=2).restore(snapshot, tmp_path / "out")
+    result = Restorer(repository, workers=workers).restore(snapshot, out)
+
+    assert [item.path for item in result.damaged] == [damaged.display_path()]
+    assert f"pack {location.pack_id} chunk {damaged.chunks[0]}" in result.damaged[0].reason
+    assert "authentication failed" in result.damaged[0].reason
+    assert result.files == len(files) - 1
+    assert not (out / damaged.path.decode()).exists()
+    for entry in files:
+        if entry is not damaged:
+            assert (out / entry.path.decode()).read_bytes() == Path("/" + entry.path.decode()).read_bytes()
+
+
+def test_missing_pack_files_left_out(repository: Repository, tmp_path: Path) -> None:
+    """A deleted pack leaves out the files with chunks in it and names the pack."""
+    source = build_wide_tree(tmp_path / "src", directories=2, files=5)
+    snapshot = back_up(repository, [source])
+    files = [entry for entry in snapshot.entries if entry.type == "file"]
+    location = repository.load_index()[bytes.fromhex(files[0].chunks[0])]
+    pack_path(repository.path, location.pack_id).unlink()
+
+    result = Restorer(repository, workers=2).restore(snapshot, tmp_path / "out")
+
+    assert result.damaged
+    assert all(f"pack {location.pack_id}" in item.reason for item in result.damaged)
+    assert all("No such file or directory" in item.reason for item in result.damaged)
+    assert result.files + len(result.damaged) == len(files)
 
 
 def test_worker_os_error_names_path(repository: Repository, tmp_path: Path) -> None:
@@ -303,26 +335,28 @@ def restore_command(repository: Repository, target: Path) -> list[str]:
 
 
 def test_cli_corrupt_chunk_exit(repository: Repository, tmp_path: Path) -> None:
-    """`atlas backup restore` exits 1 and names the damaged pack when a worker meets a bad chunk."""
+    """`atlas backup restore` exits with the partial code and names the damaged file and pack."""
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("the CLI starts workers only with two cores")
     source = build_wide_tree(tmp_path / "src", directories=2, files=5)
     snapshot = back_up(repository, [source])
     entry = next(entry for entry in snapshot.entries if entry.type == "file")
     location = repository.load_index()[bytes.fromhex(entry.chunks[0])]
-    pack = pack_path(repository.path, location.pack_id)
-    data = bytearray(pack.read_bytes())
-    data[location.offset + location.length // 2] ^= 0xFF
-    pack.write_bytes(bytes(data))
+    flip_pack_byte(repository, location.pack_id, location.offset + location.length // 2)
 
     completed = subprocess.run(
         restore_command(repository, tmp_path / "out"),
         env=cli_environment(tmp_path), capture_output=True, text=True, timeout=60, check=False,
     )
 
-    assert completed.returncode == EXIT_FAILURE
-    assert f"backup restore: pack {location.pack_id} chunk {entry.chunks[0]}" in completed.stderr
+    assert completed.returncode == EXIT_PARTIAL
+    assert f"damaged, not restored: {entry.display_path()}: pack {location.pack_id} chunk {entry.chunks[0]}" in (
+        completed.stderr
+    )
     assert "authentication failed" in completed.stderr
+    assert f"1 files left out because the repository is damaged: run `backup-manager integrity --id {snapshot.id}`" in (
+        completed.stdout
+    )
 
 
 def test_cli_killed_worker_exit(repository: Repository, tmp_path: Path) -> None:
@@ -418,7 +452,7 @@ def test_workers_write_while_groups_come(repository: Repository, tmp_path: Path)
     done: list[Batch] = []
     with RestoreWorkers(2) as workers:
         workers.open_repository(repository)
-        workers.run(groups(), lambda files, written: None, done.append)
+        workers.run(groups(), lambda files, written: None, lambda batch, damaged: done.append(batch))
 
     assert written_before_second == [True]
     assert len(done) == 2
