@@ -599,10 +599,18 @@ def _cmd_schedule(args: argparse.Namespace, config: Config, now: float) -> int:
 
     from atlas_tui.backup.service import BackupService
 
+    from atlas_tui.backup.repository import Repository
+
     configure_logging(getattr(args, "log_level", None) or "INFO")
-    repository = _open(args, config)
+    path = _repository_path(args, config)
+    passphrase = _passphrase(args, config.backup)
+    # Opened here so that a wrong passphrase stops the command at once.
+    Repository.open(path, passphrase)
+    # Opened again before each job, as the daemon does: a repository kept open across
+    # a `key rotate` in another process keeps the old key in memory, and that key no
+    # longer opens the re-encrypted index and snapshots.
     service = BackupService(
-        config.backup, _data_dir(args), repository=repository.path, open_repository=lambda: repository,
+        config.backup, _data_dir(args), repository=path, open_repository=lambda: Repository.open(path, passphrase),
     )
     asyncio.run(_run_schedule(service))
     if service.abandoned:

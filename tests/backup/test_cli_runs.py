@@ -221,14 +221,8 @@ def test_schedule_without_repository(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 def test_schedule_foreground(configured: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`backup-manager schedule` backs up, cleans up and test-restores, logs each run and exits 0 on SIGTERM."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("ATLAS_")}
-    env.update(ATLAS_BACKUP_PASSPHRASE=PASSPHRASE, ATLAS_DATA_DIR=str(tmp_path / "data"))
     log_path = tmp_path / "schedule.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "atlas_tui.cli", "backup", "--config", str(configured), "schedule"],
-            stdout=log, stderr=subprocess.STDOUT, env=env,
-        )
+    proc = start_schedule(configured, tmp_path, log_path)
     try:
         deadline = time.monotonic() + 20
         while "scheduled test_restore finished" not in log_path.read_text() and time.monotonic() < deadline:
@@ -249,3 +243,61 @@ def test_schedule_foreground(configured: Path, tmp_path: Path, capsys: pytest.Ca
     assert {(row.kind, row.status, row.trigger) for row in rows} == {
         ("backup", "ok", "scheduled"), ("cleanup", "ok", "scheduled"), ("test_restore", "ok", "scheduled"),
     }
+
+
+def test_schedule_after_key_rotate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A foreground `schedule` started before `key rotate` keeps backing up readable data after it."""
+    source = build_tree(tmp_path / "src")
+    config = write_config(tmp_path, [{"name": "files", "paths": [str(source)]}], backup_frequency="1s")
+    code, _out, err = run(capsys, "--config", str(config), "init", "--chunk-avg-size", "4096")
+    assert code == EXIT_OK, err
+    env = schedule_environment(tmp_path)
+    log_path = tmp_path / "schedule.log"
+    proc = start_schedule(config, tmp_path, log_path)
+    try:
+        wait_for_text(log_path, "scheduled backup finished", 1)
+        rotated = subprocess.run(
+            [sys.executable, "-m", "atlas_tui.cli", "backup", "--config", str(config), "key", "rotate", "--yes"],
+            env=env, capture_output=True, text=True, timeout=60, check=False,
+        )
+        (source / "after-rotate.txt").write_text("written after the rotation\n")
+        wait_for_text(log_path, "scheduled backup finished", 3)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    text = log_path.read_text()
+    code, out, err = run(capsys, "--config", str(config), "list", "--json")
+    newest = max(json.loads(out), key=lambda item: item["time"])
+    integrity_code, _out, integrity_err = run(capsys, "--config", str(config), "integrity", "--id", newest["id"])
+
+    assert rotated.returncode == EXIT_OK, rotated.stderr
+    assert "authentication failed" not in text
+    assert integrity_code == EXIT_OK, integrity_err
+    assert all(row.status == "ok" for row in stored_runs(tmp_path) if row.kind == "backup"), text
+
+
+def schedule_environment(tmp_path: Path) -> dict[str, str]:
+    """Return the environment of a CLI child: no inherited ATLAS_ variables, the passphrase and a data dir."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ATLAS_")}
+    env.update(ATLAS_BACKUP_PASSPHRASE=PASSPHRASE, ATLAS_DATA_DIR=str(tmp_path / "data"))
+    return env
+
+
+def start_schedule(config: Path, tmp_path: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    """Start `backup schedule` with `config`, its output going to `log_path`."""
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "atlas_tui.cli", "backup", "--config", str(config), "schedule"],
+            stdout=log, stderr=subprocess.STDOUT, env=schedule_environment(tmp_path),
+        )
+
+
+def wait_for_text(path: Path, text: str, count: int, seconds: float = 30.0) -> None:
+    """Wait until `text` appears `count` times in the file at `path`."""
+    deadline = time.monotonic() + seconds
+    while path.read_text().count(text) < count and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert path.read_text().count(text) >= count, path.read_text()
