@@ -243,14 +243,14 @@ class _Worker:
     @classmethod
     def start(cls) -> _Worker:
         """Start a child process running `main`."""
-        # The child must import this same copy of the package, also when this process
-        # found it through its working directory or script directory.
+        # The child must import this same copy of the package, and never one in the
+        # working directory: `-P` keeps that directory off `sys.path`, where `-m` would
+        # put it first, and the package's parent goes first on PYTHONPATH.
         package_parent = str(Path(atlas_tui.__file__).resolve().parent.parent)
         environment = dict(os.environ)
-        if package_parent not in {os.path.abspath(entry) for entry in sys.path}:
-            environment["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, environment.get("PYTHONPATH")]))
+        environment["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, environment.get("PYTHONPATH")]))
         process = subprocess.Popen(
-            [sys.executable, "-m", "atlas_tui.backup.restore_workers"],
+            [sys.executable, "-P", "-m", "atlas_tui.backup.restore_workers"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=environment,

@@ -479,3 +479,23 @@ def test_large_file_parent_symlink_replaced(repository: Repository, tmp_path: Pa
     assert not big_parent.is_symlink()
     assert (big_parent / "blob.bin").read_bytes() == (source / "big" / "blob.bin").read_bytes()
     assert os.listdir(elsewhere) == []
+
+
+def test_workers_ignore_working_directory_package(
+    repository: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A package named atlas_tui in the working directory is never imported by the workers."""
+    source = build_wide_tree(tmp_path / "src", directories=2, files=5)
+    snapshot = back_up(repository, [source])
+    decoy = tmp_path / "decoy"
+    (decoy / "atlas_tui" / "backup").mkdir(parents=True)
+    (decoy / "atlas_tui" / "__init__.py").write_text("")
+    (decoy / "atlas_tui" / "backup" / "__init__.py").write_text("")
+    marker = tmp_path / "decoy-ran"
+    (decoy / "atlas_tui" / "backup" / "restore_workers.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    monkeypatch.chdir(decoy)
+
+    result = Restorer(repository, workers=2).restore(snapshot, tmp_path / "out")
+
+    assert not marker.exists()
+    assert result.files == 10
