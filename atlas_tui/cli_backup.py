@@ -120,7 +120,7 @@ def add_actions(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         "--at", type=_moment, metavar="TIME",
         help="restore the newest successful snapshot taken at or before TIME (ISO 8601 with offset, or unix seconds)",
     )
-    restore.add_argument("--target", type=Path, required=True, metavar="PATH", help="directory to restore into")
+    restore.add_argument("--target", type=_target, required=True, metavar="PATH", help="directory to restore into")
     delete = _action(actions, "delete", "delete a snapshot manifest; its data stays until cleanup")
     delete.add_argument("--id", required=True, metavar="ID", help="snapshot id")
     cleanup = _action(actions, "cleanup", "apply the retention settings, then delete data no snapshot uses")
@@ -154,6 +154,14 @@ def _add_logs_flags(logs: argparse.ArgumentParser) -> None:
         "--kind", choices=("backup", "cleanup", "verify", "integrity", "test_restore"), default=None,
         help="show only runs of this kind",
     )
+
+
+def _target(text: str) -> Path:
+    # An empty value, such as an unset shell variable, would restore into the working
+    # directory, over live files when that is `/`.
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty restore target; give the directory to restore into, such as /srv/restore")
+    return Path(text)
 
 
 def _positive_int(text: str) -> int:

@@ -227,3 +227,15 @@ def test_terminal_progress_line() -> None:
     progress.finish()
 
     assert stream.getvalue() == "\r3 entries, 10.0 MiB read, 10.0 MiB/s \r5 entries, 20.0 MiB read, 10.0 MiB/s \n"
+
+
+@pytest.mark.parametrize("target", ["", "  "])
+def test_restore_empty_target_rejected(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], target: str) -> None:
+    """An empty --target exits 2 before restoring anything, instead of restoring into the working directory."""
+    run(capsys, "backup", "--repo", str(repo), "--path", str(build_tree(tmp_path / "src")))
+
+    with pytest.raises(SystemExit) as exited:
+        main(["restore", "--repo", str(repo), "--latest", "--target", target])
+
+    assert exited.value.code == EXIT_USAGE
+    assert "empty restore target" in capsys.readouterr().err
