@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 from atlas_tui.backup.atomic import TEMP_PREFIX
 from atlas_tui.backup.chunk_reader import ChunkReader
-from atlas_tui.backup.errors import CorruptData
+from atlas_tui.backup.errors import BackupError, CorruptData
 from atlas_tui.backup.models import Entry, SkippedPath
 
 __all__ = ["Batch", "FileWriter", "Report"]
@@ -125,6 +125,12 @@ class FileWriter:
         if temporary is not None:
             try:
                 os.replace(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            except IsADirectoryError as err:
+                os.unlink(temporary, dir_fd=dir_fd)
+                raise BackupError(
+                    f"{entry.display_path()} is a directory in the restore target and a file in the snapshot; "
+                    "remove the directory, or restore into an empty target"
+                ) from err
             except BaseException:
                 os.unlink(temporary, dir_fd=dir_fd)
                 raise

@@ -147,6 +147,8 @@ class Restorer:
         entries = sorted(snapshot.entries, key=lambda entry: entry.path)
         for entry in entries:
             check_entry_path(entry.path)
+        if target.exists() and not target.is_dir():
+            raise BackupError(f"restore target {target} exists and is not a directory; choose a directory")
         target.mkdir(parents=True, exist_ok=True)
         root = os.fsencode(os.path.realpath(target))
         result = RestoreResult(id=snapshot.id, target=str(target))
@@ -270,15 +272,29 @@ class Restorer:
         """Create a directory, FIFO or device entry."""
         destination = self._destination(root, entry.path)
         if entry.type == "dir":
-            if os.path.islink(destination):
-                os.unlink(destination)
-            os.makedirs(destination, mode=0o700, exist_ok=True)
+            self._make_directory(destination)
             result.dirs += 1
             return
         if not self._restore_special(destination, entry, result):
             return
         result.special += 1
         self._set_metadata(destination, entry)
+
+    def _make_directory(self, destination: bytes) -> None:
+        """Create a directory, replacing a file, symlink or special file at its place, and make it writable."""
+        try:
+            info = os.lstat(destination)
+        except FileNotFoundError:
+            os.mkdir(destination, 0o700)
+            return
+        if not stat.S_ISDIR(info.st_mode):
+            # Left by an older restore or put there by hand: the snapshot has a directory here.
+            os.unlink(destination)
+            os.mkdir(destination, 0o700)
+        elif not os.access(destination, os.W_OK | os.X_OK):
+            # An older restore gave it its final, read-only mode, which is set again at the end.
+            # NOTE: only a restore without root gets here, and the tests run as root.
+            os.chmod(destination, stat.S_IMODE(info.st_mode) | stat.S_IRWXU)
 
     def _remove_sidecars(self, destination: bytes) -> None:
         """Delete `-wal`, `-shm` and `-journal` files left next to a restored database."""

@@ -11,7 +11,7 @@ import pytest
 
 from atlas_tui.backup.archiver import Archiver
 from atlas_tui.backup.checker import verify_snapshot
-from atlas_tui.backup.errors import UnsafeRestorePath
+from atlas_tui.backup.errors import BackupError, UnsafeRestorePath
 from atlas_tui.backup.models import BackupRequest, BackupSetSpec, Entry
 from atlas_tui.backup.packs import pack_path
 from atlas_tui.backup.repository import Repository
@@ -365,3 +365,45 @@ def test_display_path_keeps_a_name_on_one_line() -> None:
     assert display_path(b"bad\xff") == "bad\\xff"
     assert display_path(b"bad\\xff") == "bad\\\\xff"
     assert display_path(b"bell\x07") == "bell\\x07"
+
+
+def test_restore_over_changed_types(repository: Repository, tmp_path: Path) -> None:
+    """A restore over an older one replaces files by directories, and names a directory in the way of a file."""
+    source = tmp_path / "src"
+    (source / "x").mkdir(parents=True)
+    (source / "x" / "inside.txt").write_text("inside\n")
+    (source / "z").write_text("z was a file\n")
+    (source / "l").symlink_to("z")
+    first = back_up(repository, [source], START)
+    shutil.rmtree(source / "x")
+    (source / "x").write_text("x is a file now\n")
+    (source / "z").unlink()
+    (source / "z").mkdir()
+    (source / "z" / "child.txt").write_text("child\n")
+    (source / "l").unlink()
+    (source / "l").write_text("l is a file now\n")
+    second = back_up(repository, [source], START + 60)
+    out = tmp_path / "out"
+    restorer = Restorer(repository)
+    restorer.restore(repository.load_snapshot(first.id), out)
+
+    with pytest.raises(BackupError, match="x is a directory in the restore target and a file in the snapshot"):
+        restorer.restore(repository.load_snapshot(second.id), out)
+    shutil.rmtree(restored_root(out, source) / "x")
+    restorer.restore(repository.load_snapshot(second.id), out)
+
+    restored = restored_root(out, source)
+    assert (restored / "x").read_text() == "x is a file now\n"
+    assert (restored / "z" / "child.txt").read_text() == "child\n"
+    assert not (restored / "l").is_symlink()
+    assert (restored / "l").read_text() == "l is a file now\n"
+
+
+def test_restore_target_is_file(repository: Repository, tmp_path: Path) -> None:
+    """A target that exists as a file fails with a message naming it."""
+    result = back_up(repository, [build_tree(tmp_path / "src")], START)
+    target = tmp_path / "afile"
+    target.write_text("not a directory\n")
+
+    with pytest.raises(BackupError, match=f"restore target {target} exists and is not a directory"):
+        Restorer(repository).restore(repository.load_snapshot(result.id), target)

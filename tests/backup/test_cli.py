@@ -195,8 +195,8 @@ def test_console_script_installed(repo: Path) -> None:
     assert json.loads(completed.stdout) == []
 
 
-def test_restore_blocked_by_file(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A file in the target where the snapshot has a directory fails with exit 1 and a message."""
+def test_restore_replaces_file_by_directory(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A file in the target where the snapshot has a directory is replaced by the directory and its files."""
     source = build_tree(tmp_path / "src")
     run(capsys, "backup", "--repo", str(repo), "--path", str(source))
     target = tmp_path / "out"
@@ -206,9 +206,9 @@ def test_restore_blocked_by_file(repo: Path, tmp_path: Path, capsys: pytest.Capt
 
     code, _out, err = run(capsys, "restore", "--repo", str(repo), "--latest", "--target", str(target))
 
-    assert code == EXIT_FAILURE
-    assert "backup restore:" in err
-    assert "docs" in err
+    assert code == EXIT_OK, err
+    assert blocked.is_dir()
+    assert sorted(os.listdir(blocked)) == sorted(os.listdir(source / "docs"))
 
 
 def test_terminal_progress_line() -> None:

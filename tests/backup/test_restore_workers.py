@@ -200,17 +200,17 @@ def test_missing_pack_files_left_out(repository: Repository, tmp_path: Path) -> 
     assert result.files + len(result.damaged) == len(files)
 
 
-def test_worker_os_error_names_path(repository: Repository, tmp_path: Path) -> None:
-    """A directory where the snapshot has a file fails with an OSError that names the full path."""
+def test_worker_directory_in_way_named(repository: Repository, tmp_path: Path) -> None:
+    """A directory where the snapshot has a file stops a worker restore with a message naming the path."""
     source = build_wide_tree(tmp_path / "src", directories=1, files=3)
     snapshot = back_up(repository, [source])
     blocked = restored_root(tmp_path / "out", source) / "d00" / "f001.txt"
     blocked.mkdir(parents=True)
 
-    with pytest.raises(OSError, match="f001.txt") as raised:
+    with pytest.raises(BackupError, match="is a directory in the restore target and a file in the snapshot") as raised:
         Restorer(repository, workers=2).restore(snapshot, tmp_path / "out")
 
-    assert str(blocked) in str(raised.value)
+    assert str(source / "d00" / "f001.txt") in str(raised.value)
     assert [name for name in os.listdir(blocked.parent) if name.startswith(".")] == []
 
 
