@@ -9,6 +9,7 @@ small set of open pack files, so no descriptor is shared between threads.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections import OrderedDict
@@ -23,6 +24,8 @@ from atlas_tui.backup.repository import IndexEntry, Repository
 __all__ = ["ChunkReader"]
 
 _OPEN_PACKS_PER_THREAD = 16
+
+logger = logging.getLogger(__name__)
 
 
 class ChunkReader:
@@ -45,7 +48,7 @@ class ChunkReader:
         """
         for hex_id in entry.chunks:
             identifier = bytes.fromhex(hex_id)
-            location = self.index.get(identifier)
+            location = self.index.get(identifier) or self._moved(identifier)
             if location is None:
                 raise CorruptData(
                     f"chunk {hex_id} of {entry.display_path()} is not in the index; "
@@ -67,9 +70,33 @@ class ChunkReader:
     def __exit__(self, kind: object, value: object, traceback: object) -> None:
         self.close()
 
+    def _moved(self, identifier: bytes) -> IndexEntry | None:
+        """Return where a chunk is now when the index files changed since they were read, else None.
+
+        `cleanup` and `key rotate` copy chunks into new packs and delete the old ones,
+        taking the lock that a restore does not take, so a restore that runs meanwhile
+        finds a pack gone and looks the chunk up again.
+        """
+        index = self.repository.load_index()
+        if index is self.index:
+            return None
+        logger.info("restore reread the index, which changed since it was read repository=%s", self.repository.path)
+        self.index = index
+        return index.get(identifier)
+
     def _load(self, location: IndexEntry, identifier: bytes) -> bytes:
         try:
-            sealed = os.pread(self._pack_fd(location.pack_id), location.length, location.offset)
+            fd = self._pack_fd(location.pack_id)
+        except FileNotFoundError:
+            moved = self._moved(identifier)
+            if moved is None or moved.pack_id == location.pack_id:
+                raise CorruptData(
+                    f"pack {location.pack_id} chunk {identifier.hex()}: the pack is missing; "
+                    "run `backup-manager integrity` to find the damage"
+                ) from None
+            return self._load(moved, identifier)
+        try:
+            sealed = os.pread(fd, location.length, location.offset)
         except OSError as err:
             raise CorruptData(
                 f"pack {location.pack_id} chunk {identifier.hex()}: reading the pack failed: {err.strerror or err}; "

@@ -17,8 +17,10 @@ so a kill at any point leaves a repository that `integrity` accepts and a next
 backup can use. What a kill leaves behind (new packs without an index, old packs
 no index names) is what step 3 deletes in the next run.
 
-NOTE: `restore`, `verify` and `integrity` take no lock. One that runs while a
-cleanup deletes packs can fail with a missing pack, and succeeds when run again.
+NOTE: `restore`, `verify` and `integrity` take no lock. A restore or verify that
+finds a pack gone rereads the index and follows chunks that a cleanup moved, but an
+`integrity` that runs while a cleanup deletes packs can fail with a missing pack,
+and succeeds when run again.
 """
 
 from __future__ import annotations

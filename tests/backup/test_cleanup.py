@@ -213,3 +213,28 @@ def test_key_remove_last_or_unknown(repository: Repository) -> None:
         repository.remove_key(repository.key_id)
     with pytest.raises(KeyNotFound, match="0000"):
         repository.remove_key("0000")
+
+
+def test_reader_follows_chunks_cleanup_moved(repository: Repository, tmp_path: Path) -> None:
+    """A restore's chunk reader, opened before a cleanup rewrote a pack, rereads the index and finds the chunk."""
+    from atlas_tui.backup.chunk_reader import ChunkReader
+
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "keep.bin").write_bytes(os.urandom(20_000))
+    (source / "drop.bin").write_bytes(os.urandom(20_000))
+    first = back_up(repository, source, START)
+    (source / "drop.bin").unlink()
+    second = back_up(repository, source, START + DAY)
+    snapshot = repository.load_snapshot(second)
+    keep = next(entry for entry in snapshot.entries if entry.path.endswith(b"keep.bin"))
+    reader = ChunkReader(repository, repository.load_index())
+    old_pack = reader.index[bytes.fromhex(keep.chunks[0])].pack_id
+    repository.delete_snapshot(first)
+
+    Pruner(repository).cleanup(KEEP_ALL, now=START + 2 * DAY)
+    with reader:
+        data = b"".join(reader.iter_chunks(keep))
+
+    assert data == (source / "keep.bin").read_bytes()
+    assert reader.index[bytes.fromhex(keep.chunks[0])].pack_id != old_pack
