@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EXIT_FAILURE",
+    "EXIT_INTERRUPTED",
     "EXIT_LOCKED",
     "EXIT_OK",
     "EXIT_PARTIAL",
@@ -67,6 +68,8 @@ EXIT_PARTIAL = 3
 """Some paths could not be read; the snapshot exists but is incomplete."""
 EXIT_LOCKED = 4
 """Another live process holds the repository lock."""
+EXIT_INTERRUPTED = 130
+"""SIGINT (Ctrl+C) stopped the command."""
 
 
 DEFAULT_LOGS_LIMIT = 20
@@ -99,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run_backup(args)
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def add_actions(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -394,9 +397,10 @@ def _cmd_restore(args: argparse.Namespace, config: Config, now: float) -> int:
     from atlas_tui.backup.restore_workers import RestoreWorkers
     from atlas_tui.backup.restorer import Restorer
 
-    # The worker processes start while the key is derived and the snapshot loads.
-    workers = RestoreWorkers.for_cores()
+    workers: RestoreWorkers | None = None
     try:
+        # The worker processes start while the key is derived and the snapshot loads.
+        workers = RestoreWorkers.for_cores()
         repository = _open(args, config)
         if args.latest:
             snapshot = repository.latest_snapshot()
@@ -405,6 +409,13 @@ def _cmd_restore(args: argparse.Namespace, config: Config, now: float) -> int:
         else:
             snapshot = repository.load_snapshot(args.id)
         result = Restorer(repository, workers=workers).restore(snapshot, args.target)
+    except KeyboardInterrupt:
+        print(
+            f"backup restore: interrupted; the files written before it stay in {args.target} and the last ones "
+            f"may be incomplete, so run the same restore into {args.target} again",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     finally:
         if workers is not None:
             workers.close()
