@@ -29,6 +29,7 @@ __all__ = [
     "ChunkerUnavailable",
     "CorruptData",
     "KeyNotFound",
+    "KeyRejected",
     "KeyRemovalRejected",
     "KeyRotationRejected",
     "PassphraseMissing",
@@ -106,6 +107,10 @@ class KeyNotFound(BackupError):
 
 class KeyRemovalRejected(BackupError):
     """Raised when `key remove` would delete the last key or the key that opened the repository."""
+
+
+class KeyRejected(BackupError):
+    """Raised when `key add` gets a passphrase that already opens a key of the repository."""
 
 
 class KeyRotationRejected(BackupError):

@@ -35,10 +35,12 @@ from atlas_tui.backup.crypto import BaseLoader, ContentHasher, MasterKey, chunk_
 from atlas_tui.backup.errors import (
     CorruptData,
     KeyNotFound,
+    KeyRejected,
     KeyRemovalRejected,
     RepositoryExists,
     RepositoryNotFound,
     SnapshotNotFound,
+    WrongPassphrase,
 )
 from atlas_tui.backup.heap import collector_paused, release_free_memory
 from atlas_tui.backup.keys import create_key_file, list_key_files, open_master_key
@@ -209,7 +211,19 @@ class Repository:
         return ContentHasher(self.key, self.config.chunk_hash)
 
     def add_key(self, passphrase: bytes, *, now: float, scrypt_n: int = 2**15) -> KeyFile:
-        """Seal the master key under another passphrase; the caller holds the lock."""
+        """Seal the master key under another passphrase; the caller holds the lock.
+
+        Raises:
+            KeyRejected: the passphrase already opens a key of the repository.
+        """
+        try:
+            _, existing = open_master_key(self.path / "keys", self.config.id, passphrase, str(self.path))
+        except WrongPassphrase:
+            existing = None
+        if existing is not None:
+            # A second key with the same passphrase could never be removed while that
+            # passphrase opens the repository, since the first matching key is the one in use.
+            raise KeyRejected(f"the new passphrase already opens key {existing} of {self.path}; choose another passphrase")
         key_file = create_key_file(self.path / "keys", self.config.id, self.key, passphrase, now=now, scrypt_n=scrypt_n)
         logger.info("added key key_id=%s repository=%s", key_file.id, self.path)
         return key_file

@@ -184,3 +184,18 @@ def test_key_add_without_passphrase(repo: Path, capsys: pytest.CaptureFixture[st
     assert code == EXIT_FAILURE
     assert "--new-passphrase-file" in err
     assert "ATLAS_BACKUP_NEW_PASSPHRASE" in err
+
+
+def test_key_add_same_passphrase_rejected(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """key add with a passphrase that already opens a key fails, names that key and adds nothing."""
+    same = tmp_path / "same-passphrase"
+    same.write_text(PASSPHRASE + "\n")
+    before = json.loads(run(capsys, "key", "list", "--repo", str(repo), "--json")[1])
+
+    code, _out, err = run(capsys, "key", "add", "--repo", str(repo), "--new-passphrase-file", str(same))
+    after = json.loads(run(capsys, "key", "list", "--repo", str(repo), "--json")[1])
+
+    assert code == EXIT_FAILURE
+    assert f"the new passphrase already opens key {before[0]['id']}" in err
+    assert "choose another passphrase" in err
+    assert after == before
