@@ -12,7 +12,8 @@ directory. This module reads the clock and passes `now` to the engine.
 
 Exit codes: 0 success. 1 failure, including a wrong passphrase and a damaged
 repository. 2 invalid usage or config. 3 partial: a backup that could not read
-every path, or the verify of such a snapshot. 4 repository locked by a live process.
+every path, the verify of such a snapshot, or a `list` or `status` that found a
+snapshot file it cannot read. 4 repository locked by a live process.
 `schedule` exits 0 after SIGINT or SIGTERM.
 """
 
@@ -40,7 +41,7 @@ from atlas_tui.logs import LOG_LEVELS, configure_logging
 
 if TYPE_CHECKING:
     from atlas_tui.backup.jobs import RunRecorder
-    from atlas_tui.backup.models import BackupResult, BackupSetSpec, CleanupResult
+    from atlas_tui.backup.models import BackupResult, BackupSetSpec, CleanupResult, SnapshotSummary
     from atlas_tui.backup.repository import Repository
     from atlas_tui.backup.schedule import SetPlan
     from atlas_tui.backup.service import BackupService
@@ -65,7 +66,7 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_PARTIAL = 3
-"""Some paths could not be read; the snapshot exists but is incomplete."""
+"""Some paths could not be read, so the snapshot is incomplete; or `list` or `status` found a damaged snapshot file."""
 EXIT_LOCKED = 4
 """Another live process holds the repository lock."""
 EXIT_INTERRUPTED = 130
@@ -381,16 +382,36 @@ def _sets(args: argparse.Namespace, config: Config) -> list[BackupSetSpec]:
 
 def _cmd_list(args: argparse.Namespace, config: Config, now: float) -> int:
     repository = _open(args, config)
-    summaries = [repository.load_snapshot(snapshot_id).summary() for snapshot_id in repository.snapshot_ids()]
+    snapshots, damaged = repository.load_summaries()
+    # Damaged snapshots are listed in their place among the others, oldest first.
+    position = {snapshot_id: number for number, snapshot_id in enumerate(repository.snapshot_ids())}
     if _wants_json(args):
-        print(json.dumps([summary.model_dump(mode="json") for summary in summaries], indent=2))
-        return EXIT_OK
-    if not summaries:
+        documents = [snapshot.summary().model_dump(mode="json") for snapshot in snapshots]
+        documents += [{"id": item.id, "status": "damaged", "error": item.reason} for item in damaged]
+        documents.sort(key=lambda document: position.get(document["id"], len(position)))
+        print(json.dumps(documents, indent=2))
+        return EXIT_PARTIAL if damaged else EXIT_OK
+    if not snapshots and not damaged:
         print(f"no snapshots in {repository.path}")
-    for summary in summaries:
-        sets = ",".join(item.name for item in summary.sets)
-        print(f"{summary.id}  {summary.status:<7}  {summary.files:>7} files  {summary.bytes:>14} bytes  {sets}")
-    return EXIT_OK
+    lines = [(snapshot.id, _list_line(snapshot.summary())) for snapshot in snapshots]
+    lines += [(item.id, f"{item.id}  damaged: {item.reason}") for item in damaged]
+    for _snapshot_id, line in sorted(lines, key=lambda pair: position.get(pair[0], len(position))):
+        print(line)
+    for item in damaged:
+        print(
+            f"snapshot {item.id} cannot be read; restore its file from another copy of the repository, "
+            f"or remove it with `backup-manager delete --id {item.id}`",
+            file=sys.stderr,
+        )
+    return EXIT_PARTIAL if damaged else EXIT_OK
+
+
+def _list_line(summary: SnapshotSummary) -> str:
+    sets = ",".join(item.name for item in summary.sets)
+    return (
+        f"{summary.id}  {summary.status:<7}  {summary.files:>7} files  "
+        f"{summary.bytes:>14} bytes  {sets}"
+    )
 
 
 def _cmd_restore(args: argparse.Namespace, config: Config, now: float) -> int:
@@ -451,6 +472,7 @@ def _cmd_delete(args: argparse.Namespace, config: Config, now: float) -> int:
 
 
 def _cmd_cleanup(args: argparse.Namespace, config: Config, now: float) -> int:
+    from atlas_tui.backup.errors import CleanupRejected
     from atlas_tui.backup.jobs import cleanup_job, retention_policy
 
     repository = _open(args, config)
@@ -459,6 +481,11 @@ def _cmd_cleanup(args: argparse.Namespace, config: Config, now: float) -> int:
         result = cleanup_job(
             repository, retention_policy(config.backup), recorder, trigger="manual", now=now, dry_run=args.dry_run
         )
+    except CleanupRejected as err:
+        # What retention would do with the readable snapshots; nothing of it was done.
+        _emit(args, err.plan.model_dump(mode="json"), _cleanup_text(err.plan))
+        print(f"backup cleanup: {err}", file=sys.stderr)
+        return EXIT_FAILURE
     finally:
         recorder.close()
     _emit(args, result.model_dump(mode="json"), _cleanup_text(result))
@@ -470,6 +497,13 @@ def _cleanup_text(result: CleanupResult) -> str:
         "removed", "deleted", "rewrote"
     )
     lines = [f"{remove} snapshot {snapshot_id}" for snapshot_id in result.removed_snapshots]
+    if result.damaged_snapshots:
+        lines.append(
+            f"cleanup: retention would keep {len(result.kept_snapshots)} readable snapshots and remove "
+            f"{len(result.removed_snapshots)}; nothing was removed because "
+            f"{len(result.damaged_snapshots)} snapshot files cannot be read"
+        )
+        return "\n".join(lines)
     lines += [f"{delete} pack {pack_id}" for pack_id in result.deleted_packs]
     lines += [f"{rewrite} pack {pack_id}" for pack_id in result.rewritten_packs]
     freed = "bytes would be freed (estimate)" if result.dry_run else "bytes freed"
@@ -493,12 +527,17 @@ def _cmd_status(args: argparse.Namespace, config: Config, now: float) -> int:
             f"  {item.name}: last run {item.last_run} ({_iso(item.last_run_time)}) {item.last_status}, "
             f"{item.bytes} bytes; last success {success}"
         )
+    for damaged in result.damaged_snapshots:
+        lines.append(
+            f"  damaged snapshot {damaged.id}: {damaged.reason}; restore its file from another copy of the "
+            f"repository, or remove it with `backup-manager delete --id {damaged.id}`"
+        )
     schedule = _schedule_plan(args, config, repository.path, now)
     document = result.model_dump(mode="json")
     document["schedule"] = [item.model_dump(mode="json") for item in schedule]
     lines += [_next_run_line(item, now) for item in schedule]
     _emit(args, document, "\n".join(lines))
-    return EXIT_OK
+    return EXIT_PARTIAL if result.damaged_snapshots else EXIT_OK
 
 
 def _schedule_plan(args: argparse.Namespace, config: Config, repository: Path, now: float) -> list[SetPlan]:
@@ -580,10 +619,15 @@ def _cmd_verify(args: argparse.Namespace, config: Config, now: float) -> int:
 def _cmd_integrity(args: argparse.Namespace, config: Config, now: float) -> int:
     from atlas_tui.backup.jobs import check_job
 
+    from atlas_tui.backup.errors import CorruptData
+
     repository = _open(args, config)
     ids = [args.id] if args.id else repository.snapshot_ids()
     if args.id:
-        repository.load_snapshot(args.id)
+        try:
+            repository.load_snapshot(args.id, entries=False)
+        except CorruptData:
+            pass  # the check reports the damaged snapshot file with the rest
     recorder = _recorder(args, repository)
     try:
         result = check_job(repository, ids, recorder, trigger="manual", now=now)
@@ -591,10 +635,16 @@ def _cmd_integrity(args: argparse.Namespace, config: Config, now: float) -> int:
         recorder.close()
     snapshots = f"{len(ids)} snapshot" + ("" if len(ids) == 1 else "s")
     lines = [f"integrity: {result.chunks} chunks in {result.packs} packs of {snapshots} checked"]
+    for snapshot in result.damaged_snapshots:
+        lines.append(f"  damaged snapshot {snapshot.id}: {snapshot.reason}")
+        lines.append(
+            "    restore its file from another copy of the repository, or remove it with "
+            f"`backup-manager delete --id {snapshot.id}`; the chunks it uses were not checked"
+        )
     for damage in result.damaged:
         lines.append(f"  damaged pack {damage.pack}: {damage.reason}")
         lines.append(f"    snapshots affected: {', '.join(damage.snapshots) or '-'}")
-    if not result.ok:
+    if result.damaged:
         lines.append("restore the damaged packs from another copy of the repository, or back up again")
     _emit(args, result.model_dump(mode="json"), "\n".join(lines))
     return EXIT_OK if result.ok else EXIT_FAILURE

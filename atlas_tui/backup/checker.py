@@ -5,7 +5,8 @@ entry with the manifest: type, size, permissions, mtime, symlink target and the
 keyed content hash of every file. `integrity` reads every pack that the checked
 snapshots use, compares its SHA-256 with its name, authenticates its header and
 decrypts every chunk they need, then names each damaged pack together with every
-snapshot that uses a chunk from it.
+snapshot that uses a chunk from it. A snapshot file that cannot be read is named
+as damaged too, and the check goes on with the others.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from atlas_tui.backup.errors import BackupError, CorruptData
-from atlas_tui.backup.models import DamagedPack, Entry, IntegrityResult, Snapshot, VerifyResult
+from atlas_tui.backup.models import DamagedPack, DamagedSnapshot, Entry, IntegrityResult, Snapshot, VerifyResult
 from atlas_tui.backup.packs import pack_path, read_pack_header
 from atlas_tui.backup.repository import IndexEntry, Repository, with_bases
 from atlas_tui.backup.restorer import Restorer
@@ -97,11 +98,15 @@ def check_integrity(
     index = repository.load_index()
     pieces: dict[str, set[bytes]] = {}
     needed: set[bytes] = set()
+    result = IntegrityResult(snapshots=snapshot_ids)
     for snapshot_id in snapshot_ids:
-        needed |= _snapshot_chunks(repository, snapshot_id, index, pieces)
+        try:
+            needed |= _snapshot_chunks(repository, snapshot_id, index, pieces)
+        except CorruptData as err:
+            logger.warning("integrity cannot read snapshot id=%s error=%s", snapshot_id, err)
+            result.damaged_snapshots.append(DamagedSnapshot(id=snapshot_id, reason=str(err)))
     pieces.clear()
     by_pack: dict[str, set[bytes]] = defaultdict(set)
-    result = IntegrityResult(snapshots=snapshot_ids)
     missing: set[bytes] = set()
     for identifier in needed:
         location = index.get(identifier)
@@ -134,8 +139,8 @@ def check_integrity(
     _name_affected_snapshots(repository, damaged, index, missing)
     result.damaged = list(damaged.values())
     logger.info(
-        "integrity finished snapshots=%d packs=%d chunks=%d damaged=%d",
-        len(snapshot_ids), result.packs, result.chunks, len(result.damaged),
+        "integrity finished snapshots=%d packs=%d chunks=%d damaged=%d damaged_snapshots=%d",
+        len(snapshot_ids), result.packs, result.chunks, len(result.damaged), len(result.damaged_snapshots),
     )
     return result
 
@@ -199,7 +204,12 @@ def _name_affected_snapshots(
         return
     pieces: dict[str, set[bytes]] = {}
     for snapshot_id in repository.snapshot_ids():
-        for identifier in _snapshot_chunks(repository, snapshot_id, index, pieces):
+        try:
+            used = _snapshot_chunks(repository, snapshot_id, index, pieces)
+        except CorruptData:
+            # A damaged snapshot file is reported on its own; the packs it uses are unknown.
+            continue
+        for identifier in used:
             location = index.get(identifier)
             pack_id = _MISSING if identifier in missing or location is None else location.pack_id
             report = damaged.get(pack_id)

@@ -13,6 +13,7 @@
         ├── KeyRotationRejected  `key rotate` while other key files exist, without confirmation to remove them
         ├── UnsafeRestorePath    a restore would write outside the target directory
         ├── CorruptData          a pack, index or snapshot failed authentication or its hash
+        ├── CleanupRejected      `cleanup` found a snapshot file it cannot read and changed nothing
         ├── ChunkerUnavailable   the compiled chunker was not built
         └── RunCancelled         a progress callback stopped a run, as the schedule does on a stop signal
 
@@ -22,11 +23,17 @@ user can fix it, the command or config key to use.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from atlas_tui.errors import AtlasError
+
+if TYPE_CHECKING:
+    from atlas_tui.backup.models import CleanupResult
 
 __all__ = [
     "BackupError",
     "ChunkerUnavailable",
+    "CleanupRejected",
     "CorruptData",
     "KeyNotFound",
     "KeyRejected",
@@ -135,6 +142,26 @@ class UnsafeRestorePath(BackupError):
 
 class CorruptData(BackupError):
     """Raised when stored data fails authentication, decompression or its content hash."""
+
+
+class CleanupRejected(BackupError):
+    """Raised by `cleanup` when a snapshot file cannot be read.
+
+    The chunks such a snapshot uses are unknown, so pruning could delete its data.
+    `plan` is what retention would do with the readable snapshots, for the report.
+    """
+
+    def __init__(self, path: str, plan: CleanupResult) -> None:
+        self.path = path
+        self.plan = plan
+        ids = [item.id for item in plan.damaged_snapshots]
+        named = f"snapshot {ids[0]} cannot be read" if len(ids) == 1 else f"snapshots {', '.join(ids)} cannot be read"
+        fix = f"`backup-manager delete --id {ids[0]}`" + ("" if len(ids) == 1 else " and the same for each of the others")
+        super().__init__(
+            f"cleanup of {path} changed nothing: {named}, so cleanup cannot tell which data it uses; "
+            f"restore the snapshot file from another copy of the repository, or remove it with {fix}, "
+            "then run cleanup again"
+        )
 
 
 class ChunkerUnavailable(BackupError):

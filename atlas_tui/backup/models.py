@@ -24,6 +24,7 @@ __all__ = [
     "ChunkerParams",
     "CleanupResult",
     "DamagedPack",
+    "DamagedSnapshot",
     "Entry",
     "EntryType",
     "IntegrityResult",
@@ -383,6 +384,13 @@ class DamagedPack(_Model):
     """Every snapshot that uses a chunk of this pack."""
 
 
+class DamagedSnapshot(_Model):
+    """A snapshot file under `snapshots/` that cannot be read: it fails authentication or is not valid."""
+
+    id: str
+    reason: str
+
+
 class IntegrityResult(_Model):
     """Outcome of reading and authenticating every chunk of some snapshots."""
 
@@ -390,11 +398,13 @@ class IntegrityResult(_Model):
     packs: int = 0
     chunks: int = 0
     damaged: list[DamagedPack] = Field(default_factory=list)
+    damaged_snapshots: list[DamagedSnapshot] = Field(default_factory=list)
+    """Snapshot files that cannot be read; the chunks they use are not checked."""
 
     @property
     def ok(self) -> bool:
-        """True when nothing is damaged."""
-        return not self.damaged
+        """True when no pack and no snapshot file is damaged."""
+        return not self.damaged and not self.damaged_snapshots
 
 
 class RetentionPolicy(_Model):
@@ -426,6 +436,8 @@ class CleanupResult(_Model):
     """Unfinished `.tmp-` files of killed runs."""
     freed_bytes: int = 0
     """Drop in repository size; an estimate in a dry run."""
+    damaged_snapshots: list[DamagedSnapshot] = Field(default_factory=list)
+    """Snapshot files that cannot be read. When there is one, cleanup changes nothing."""
 
 
 class SetStatus(_Model):
@@ -452,6 +464,8 @@ class StatusResult(_Model):
     size_bytes: int
     """Bytes of every file in the repository directory."""
     sets: list[SetStatus] = Field(default_factory=list)
+    damaged_snapshots: list[DamagedSnapshot] = Field(default_factory=list)
+    """Snapshot files that cannot be read, left out of `sets` but counted in `snapshots`."""
 
 
 class KeyInfo(_Model):

@@ -12,6 +12,9 @@
 5. write one index file naming every used chunk, then remove the older index files;
 6. delete the unused and rewritten packs.
 
+Before step 1 every snapshot is read. When a snapshot file cannot be read, the
+chunks it uses are unknown, so cleanup raises `CleanupRejected` and changes nothing.
+
 Invariant: at every step each location that an index file names is a pack on disk,
 so a kill at any point leaves a repository that `integrity` accepts and a next
 backup can use. What a kill leaves behind (new packs without an index, old packs
@@ -32,7 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from atlas_tui.backup.atomic import TEMP_PREFIX
-from atlas_tui.backup.models import CleanupResult, RetentionPolicy, Snapshot
+from atlas_tui.backup.errors import CleanupRejected, CorruptData
+from atlas_tui.backup.models import CleanupResult, DamagedSnapshot, RetentionPolicy, Snapshot
 from atlas_tui.backup.packs import PACK_MAGIC, PackEntry, PackInfo, PackWriter, pack_path
 from atlas_tui.backup.repository import IndexEntry, Repository, with_bases
 from atlas_tui.backup.retention import select_kept
@@ -71,6 +75,7 @@ class Pruner:
 
         Raises:
             RepositoryLocked: another live process holds the repository lock.
+            CleanupRejected: a snapshot file cannot be read; nothing was changed.
             CorruptData: a chunk to copy failed authentication; nothing was deleted after it.
         """
         logger.info("cleanup started repository=%s dry_run=%s", self.repository.path, dry_run)
@@ -85,10 +90,14 @@ class Pruner:
 
     def _cleanup_locked(self, policy: RetentionPolicy, now: float, dry_run: bool) -> CleanupResult:
         size_before = self.repository.size_bytes()
-        snapshot_ids = self.repository.snapshot_ids()
-        snapshots = {snapshot_id: self.repository.load_snapshot(snapshot_id) for snapshot_id in snapshot_ids}
+        snapshots, damaged = self._load_snapshots()
         keep_rules = select_kept((snapshot.summary() for snapshot in snapshots.values()), policy, now=now)
         removed = [snapshot_id for snapshot_id in snapshots if snapshot_id not in keep_rules]
+        if damaged:
+            plan = CleanupResult(
+                dry_run=True, kept_snapshots=keep_rules, removed_snapshots=removed, damaged_snapshots=damaged
+            )
+            raise CleanupRejected(str(self.repository.path), plan)
         temporaries = self._temporaries()
         used = _used_chunks(snapshot for snapshot_id, snapshot in snapshots.items() if snapshot_id in keep_rules)
         plan = self._plan(used)
@@ -111,6 +120,18 @@ class Pruner:
             self._delete_pack(pack_id)
         result.freed_bytes = size_before - self.repository.size_bytes()
         return result
+
+    def _load_snapshots(self) -> tuple[dict[str, Snapshot], list[DamagedSnapshot]]:
+        """Read every snapshot with its entries; the ones that cannot be read come back as damaged."""
+        snapshots: dict[str, Snapshot] = {}
+        damaged: list[DamagedSnapshot] = []
+        for snapshot_id in self.repository.snapshot_ids():
+            try:
+                snapshots[snapshot_id] = self.repository.load_snapshot(snapshot_id)
+            except CorruptData as err:
+                logger.warning("cleanup cannot read snapshot id=%s error=%s", snapshot_id, err)
+                damaged.append(DamagedSnapshot(id=snapshot_id, reason=str(err)))
+        return snapshots, damaged
 
     def _temporaries(self) -> list[Path]:
         root = self.repository.path

@@ -48,6 +48,7 @@ from atlas_tui.backup.lock import RepositoryLock
 from atlas_tui.backup.models import (
     FORMAT_VERSION,
     ChunkerParams,
+    DamagedSnapshot,
     Entry,
     KeyFile,
     KeyInfo,
@@ -406,6 +407,22 @@ class Repository:
     def snapshot_ids(self) -> list[str]:
         """Return the ids of every snapshot, oldest first."""
         return sorted((path.name for path in self._names("snapshots")), key=_snapshot_order)
+
+    def load_summaries(self) -> tuple[list[Snapshot], list[DamagedSnapshot]]:
+        """Read every snapshot manifest without its entries, oldest first.
+
+        A snapshot file that fails authentication or is not valid does not stop the
+        others: it is returned in the second list and logged as a warning.
+        """
+        readable: list[Snapshot] = []
+        damaged: list[DamagedSnapshot] = []
+        for snapshot_id in self.snapshot_ids():
+            try:
+                readable.append(self.load_snapshot(snapshot_id, entries=False))
+            except CorruptData as err:
+                logger.warning("damaged snapshot id=%s repository=%s error=%s", snapshot_id, self.path, err)
+                damaged.append(DamagedSnapshot(id=snapshot_id, reason=str(err)))
+        return readable, damaged
 
     def load_snapshot(self, snapshot_id: str, *, entries: bool = True) -> Snapshot:
         """Read one snapshot manifest.

@@ -2,7 +2,8 @@
 
 Read-only and lock-free. The per-set history comes from the snapshot manifests,
 because failed runs write no snapshot: a set whose last run failed shows its last
-snapshot, and `last_success` names its newest complete copy.
+snapshot, and `last_success` names its newest complete copy. A snapshot file that
+cannot be read is listed in `damaged_snapshots` and left out of the history.
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ __all__ = ["repository_status"]
 
 def repository_status(repository: Repository) -> StatusResult:
     """Read every snapshot manifest and summarise the repository."""
-    ids = repository.snapshot_ids()
+    snapshots, damaged = repository.load_summaries()
     sets: dict[str, SetStatus] = {}
-    for snapshot_id in ids:
-        snapshot = repository.load_snapshot(snapshot_id)
+    for snapshot in snapshots:
         for item in snapshot.sets:
             previous = sets.get(item.name)
             current = SetStatus(
@@ -32,7 +32,8 @@ def repository_status(repository: Repository) -> StatusResult:
             sets[item.name] = current
     return StatusResult(
         repository=str(repository.path),
-        snapshots=len(ids),
+        snapshots=len(snapshots) + len(damaged),
         size_bytes=repository.size_bytes(),
         sets=sorted(sets.values(), key=lambda item: item.name),
+        damaged_snapshots=damaged,
     )

@@ -44,6 +44,21 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
     return code, captured.out, captured.err
 
 
+def two_snapshot_repository(path: Path, source: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Create a repository at `path` with two CLI snapshots of a tree built at `source`.
+
+    old.bin exists only in the first snapshot. The engine creates the repository with a
+    cheap scrypt cost, so that each command opens it fast.
+    """
+    build_tree(source)
+    (source / "old.bin").write_bytes(b"\x00only in the first snapshot" * 20_000)
+    chunker = ChunkerParams(min_size=1024, avg_size=4096, max_size=16384)
+    Repository.init(path, CLI_PASSPHRASE.encode(), now=time.time(), chunker=chunker, scrypt_n=2**10)
+    assert run_cli(capsys, "backup", "--repo", str(path), "--path", str(source))[0] == 0
+    (source / "old.bin").unlink()
+    assert run_cli(capsys, "backup", "--repo", str(path), "--path", str(source))[0] == 0
+
+
 @pytest.fixture
 def repository(tmp_path: Path) -> Repository:
     """A fresh repository with small chunks and a cheap scrypt cost."""

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
 
-from atlas_tui.backup.models import ChunkerParams
-from atlas_tui.backup.repository import Repository
 from atlas_tui.cli_backup import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, main
 
-from tests.backup.conftest import build_tree, restored_root, tree_state
+from tests.backup.conftest import restored_root, tree_state, two_snapshot_repository
 
 PASSPHRASE = "cli passphrase"
 
@@ -34,18 +31,9 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 
 @pytest.fixture
 def repo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
-    """A repository with two snapshots of `src`; old.bin exists only in the first.
-
-    The engine creates it with a cheap scrypt cost, so that each command opens it fast.
-    """
+    """A repository with two snapshots of `src`; old.bin exists only in the first."""
     path = tmp_path / "repo"
-    source = build_tree(tmp_path / "src")
-    (source / "old.bin").write_bytes(b"\x00only in the first snapshot" * 20_000)
-    chunker = ChunkerParams(min_size=1024, avg_size=4096, max_size=16384)
-    Repository.init(path, PASSPHRASE.encode(), now=time.time(), chunker=chunker, scrypt_n=2**10)
-    assert run(capsys, "backup", "--repo", str(path), "--path", str(source))[0] == EXIT_OK
-    (source / "old.bin").unlink()
-    assert run(capsys, "backup", "--repo", str(path), "--path", str(source))[0] == EXIT_OK
+    two_snapshot_repository(path, tmp_path / "src", capsys)
     return path
 
 
