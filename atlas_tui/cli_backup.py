@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import os
+import re
 import signal
 import sqlite3
 import sys
@@ -119,10 +120,13 @@ def add_actions(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     restore = _action(actions, "restore", "restore a snapshot into a target directory")
     chosen = restore.add_mutually_exclusive_group(required=True)
     chosen.add_argument("--id", metavar="ID", help="snapshot id such as backup_1767225600_manual")
-    chosen.add_argument("--latest", action="store_true", help="restore the newest snapshot")
+    chosen.add_argument("--latest", action="store_true", help="restore the newest snapshot, ok or partial")
     chosen.add_argument(
         "--at", type=_moment, metavar="TIME",
-        help="restore the newest successful snapshot taken at or before TIME (ISO 8601 with offset, or unix seconds)",
+        help=(
+            "restore the newest ok snapshot taken at or before TIME (ISO 8601 with offset, or unix seconds); "
+            "a TIME in whole seconds includes that whole second"
+        ),
     )
     restore.add_argument("--target", type=_target, required=True, metavar="PATH", help="directory to restore into")
     delete = _action(actions, "delete", "delete a snapshot manifest; its data stays until cleanup")
@@ -199,7 +203,14 @@ def _add_key_actions(key: argparse.ArgumentParser) -> None:
 
 
 def _moment(text: str) -> float:
-    """Parse `--at`: unix seconds, or ISO 8601 with a UTC offset."""
+    """Parse `--at`: unix seconds, or ISO 8601 with a UTC offset.
+
+    A time without a fraction of a second stands for the whole second, so the last
+    instant before the next second is returned. Displayed times are cut to whole
+    seconds, and a snapshot taken at 10:01:06.4 shows as 10:01:06; `--at 10:01:06`
+    must include it.
+    """
+    whole_second = not re.search(r"[.,]\d", text)
     try:
         seconds = float(text)
     except ValueError:
@@ -207,7 +218,7 @@ def _moment(text: str) -> float:
     else:
         if not math.isfinite(seconds):
             raise argparse.ArgumentTypeError(f"invalid time {text!r}; use unix seconds or ISO 8601 with an offset")
-        return seconds
+        return _end_of_second(seconds) if whole_second else seconds
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
@@ -216,7 +227,12 @@ def _moment(text: str) -> float:
         ) from None
     if moment.tzinfo is None:
         raise argparse.ArgumentTypeError(f"time {text!r} has no UTC offset; add one such as +00:00 or Z")
-    return moment.timestamp()
+    return _end_of_second(moment.timestamp()) if whole_second else moment.timestamp()
+
+
+def _end_of_second(seconds: float) -> float:
+    """Return the largest float before the second that follows `seconds`."""
+    return math.nextafter(math.floor(seconds) + 1.0, -math.inf)
 
 
 def run_backup(args: argparse.Namespace) -> int:
@@ -409,7 +425,7 @@ def _cmd_list(args: argparse.Namespace, config: Config, now: float) -> int:
 def _list_line(summary: SnapshotSummary) -> str:
     sets = ",".join(item.name for item in summary.sets)
     return (
-        f"{summary.id}  {summary.status:<7}  {summary.files:>7} files  "
+        f"{summary.id}  {_iso(summary.time)}  {summary.status:<7}  {summary.files:>7} files  "
         f"{summary.bytes:>14} bytes  {sets}"
     )
 
@@ -597,7 +613,8 @@ def _cmd_key(args: argparse.Namespace, config: Config, now: float) -> int:
 
 
 def _iso(moment: float) -> str:
-    return datetime.fromtimestamp(moment, tz=timezone.utc).isoformat(timespec="seconds")
+    # Cut, not rounded, to whole seconds, so that `--at` with a shown time includes the snapshot shown.
+    return datetime.fromtimestamp(math.floor(moment), tz=timezone.utc).isoformat(timespec="seconds")
 
 
 def _cmd_verify(args: argparse.Namespace, config: Config, now: float) -> int:

@@ -546,7 +546,7 @@ class Repository:
         oldest = min(successful, key=lambda snapshot: snapshot.time)
         raise SnapshotNotFound(
             f"no successful snapshot at or before {_iso(moment)}; the oldest is {oldest.id} "
-            f"from {_iso(oldest.time)}, so choose --at {_iso(math.ceil(oldest.time))} or later"
+            f"from {_iso(oldest.time)}, so choose --at {_iso(oldest.time)} or later"
         )
 
     def delete_snapshot(self, snapshot_id: str) -> None:
@@ -595,7 +595,8 @@ def sealed_file_associated(folder: str, name: str) -> bytes:
 
 
 def _iso(moment: float) -> str:
-    return datetime.fromtimestamp(moment, tz=timezone.utc).isoformat(timespec="seconds")
+    # Cut, not rounded, to whole seconds, as `--at` reads a time without a fraction.
+    return datetime.fromtimestamp(math.floor(moment), tz=timezone.utc).isoformat(timespec="seconds")
 
 
 def _snapshot_associated(snapshot_id: str) -> bytes:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -58,6 +60,35 @@ def test_restore_at(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert by_iso[1].startswith(f"restored {second['id']} ")
     assert (restored_root(tmp_path / "a", tmp_path / "src") / "old.bin").is_file()
     assert tree_state(restored_root(tmp_path / "b", tmp_path / "src")) == tree_state(tmp_path / "src")
+
+
+@pytest.mark.parametrize("form", ["iso", "unix"])
+def test_restore_at_whole_second(
+    repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], form: str
+) -> None:
+    """--at with the snapshot time cut to whole seconds, as list and status show it, picks that snapshot."""
+    _first, second = snapshots(capsys, repo)
+    seconds = math.floor(float(second["time"]))
+    shown = datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat(timespec="seconds")
+    at = shown if form == "iso" else str(seconds)
+
+    code, out, err = run(capsys, "restore", "--repo", str(repo), "--at", at, "--target", str(tmp_path / "a"))
+
+    assert second["time"] != seconds
+    assert code == EXIT_OK, err
+    assert out.startswith(f"restored {second['id']} ")
+
+
+def test_list_text_shows_time(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """list text prints each snapshot's time in ISO 8601 UTC, whole seconds, after the id."""
+    first, second = snapshots(capsys, repo)
+
+    code, out, _ = run(capsys, "list", "--repo", str(repo))
+
+    assert code == EXIT_OK
+    for line, snapshot in zip(out.splitlines(), (first, second), strict=True):
+        shown = datetime.fromtimestamp(math.floor(float(snapshot["time"])), tz=timezone.utc).isoformat(timespec="seconds")
+        assert line.startswith(f"{snapshot['id']}  {shown}  ok")
 
 
 def test_restore_at_too_early(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
