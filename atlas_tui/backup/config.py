@@ -53,7 +53,7 @@ class BackupConfig(_Section):
     """Backup repository, schedule keys and sets."""
 
     repository: str | None = None
-    """Repository directory; unset uses `backups` in the data directory, which the backup itself leaves out."""
+    """Absolute repository directory (`~` allowed); unset uses `backups` in the data directory, which the backup itself leaves out."""
     passphrase_env: str = Field(default=DEFAULT_PASSPHRASE_ENV, min_length=1)
     """Environment variable holding the repository passphrase."""
     passphrase_file: str | None = None
@@ -86,6 +86,18 @@ class BackupConfig(_Section):
                 "use a duration such as 6h or 24h"
             )
         return seconds
+
+    @field_validator("repository")
+    @classmethod
+    def _absolute_repository(cls, repository: str | None) -> str | None:
+        # A relative path would be resolved against each process's working directory,
+        # so the daemon and a manual run could use different repositories.
+        if repository is not None and not Path(repository).expanduser().is_absolute():
+            raise ValueError(
+                f"the repository must be an absolute path, got {repository!r}, because a relative path depends "
+                "on the directory each command starts in; use an absolute path such as /var/backups/atlas"
+            )
+        return repository
 
     @field_validator("encryption_enabled")
     @classmethod
