@@ -340,9 +340,13 @@ def _passphrase(args: argparse.Namespace, backup: BackupConfig, *, confirm: bool
 
 
 def _open(args: argparse.Namespace, config: Config, *, background: bool = False) -> Repository:
+    from atlas_tui.backup.passphrase import read_passphrase_and_source
     from atlas_tui.backup.repository import Repository
 
-    return Repository.open(_repository_path(args, config), _passphrase(args, config.backup), background=background)
+    passphrase, source = read_passphrase_and_source(config.backup, getattr(args, "passphrase_file", None))
+    return Repository.open(
+        _repository_path(args, config), passphrase, background=background, passphrase_source=source
+    )
 
 
 def _cmd_init(args: argparse.Namespace, config: Config, now: float) -> int:

@@ -6,6 +6,7 @@
         ├── RepositoryExists     `init` on a path that already contains a repository
         ├── PassphraseMissing    no passphrase in the environment, the file or a prompt
         ├── WrongPassphrase      no key file of the repository opens with the passphrase
+        ├── KeyFilesMissing      the repository has no key file at all
         ├── RepositoryLocked     another live process holds the repository lock
         ├── SnapshotNotFound     no snapshot with the id, none for `--latest`, none old enough for `--at`
         ├── KeyNotFound          `key remove` with an id that no key file has
@@ -35,6 +36,7 @@ __all__ = [
     "ChunkerUnavailable",
     "CleanupRejected",
     "CorruptData",
+    "KeyFilesMissing",
     "KeyNotFound",
     "KeyRejected",
     "KeyRemovalRejected",
@@ -83,11 +85,28 @@ class WrongPassphrase(BackupError):
     because telling them apart would need an unauthenticated check.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, source: str | None = None) -> None:
+        self.path = path
+        # Where the passphrase came from, such as `--passphrase-file /etc/atlas/pass`; None when unknown.
+        self.source = source
+        if source is None:
+            where = "no key file opens with it; check the passphrase environment variable or file"
+        else:
+            where = (
+                f"no key file opens with the passphrase from {source}; check that passphrase, "
+                "or pass the right one with --passphrase-file"
+            )
+        super().__init__(f"wrong passphrase for the backup repository at {path}: {where}")
+
+
+class KeyFilesMissing(BackupError):
+    """Raised when the `keys` directory of a repository is missing or contains no key file."""
+
+    def __init__(self, path: str, keys_dir: str) -> None:
         self.path = path
         super().__init__(
-            f"wrong passphrase for the backup repository at {path}: no key file opens with it; "
-            "check the passphrase environment variable or file"
+            f"no key file in {keys_dir}, so the backup repository at {path} cannot be opened with any passphrase; "
+            "restore the keys directory from another copy of this repository"
         )
 
 

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from atlas_tui.backup.atomic import TEMP_PREFIX, write_atomic
 from atlas_tui.backup.crypto import KEY_BYTES, NONCE_BYTES, MasterKey
-from atlas_tui.backup.errors import CorruptData, WrongPassphrase
+from atlas_tui.backup.errors import CorruptData, KeyFilesMissing, WrongPassphrase
 from atlas_tui.backup.models import KdfParams, KeyFile
 
 __all__ = ["create_key_file", "list_key_files", "open_master_key", "rewrite_key_file"]
@@ -67,16 +67,26 @@ def rewrite_key_file(keys_dir: Path, repository_id: str, key_id: str, master: Ma
     return key_file
 
 
-def open_master_key(keys_dir: Path, repository_id: str, passphrase: bytes, repository: str) -> tuple[MasterKey, str]:
+def open_master_key(
+    keys_dir: Path, repository_id: str, passphrase: bytes, repository: str, source: str | None = None
+) -> tuple[MasterKey, str]:
     """Return the master key and the id of the first key file that opens with `passphrase`.
 
+    Args:
+        source: Where the passphrase came from, for the message of `WrongPassphrase`.
+
     Raises:
+        KeyFilesMissing: `keys_dir` is missing or contains no key file.
         WrongPassphrase: no key file opens with it.
         CorruptData: a key file is not valid JSON of the expected shape.
     """
-    for path in sorted(keys_dir.iterdir()):
-        if path.name.startswith(TEMP_PREFIX):
-            continue
+    try:
+        paths = sorted(path for path in keys_dir.iterdir() if not path.name.startswith(TEMP_PREFIX))
+    except (FileNotFoundError, NotADirectoryError):
+        paths = []
+    if not paths:
+        raise KeyFilesMissing(repository, str(keys_dir))
+    for path in paths:
         try:
             key_file = KeyFile.model_validate_json(path.read_bytes())
         except ValidationError as err:
@@ -91,7 +101,7 @@ def open_master_key(keys_dir: Path, repository_id: str, passphrase: bytes, repos
             continue
         logger.debug("opened key key_id=%s", key_file.id)
         return MasterKey.from_bytes(raw), key_file.id
-    raise WrongPassphrase(repository)
+    raise WrongPassphrase(repository, source)
 
 
 def list_key_files(keys_dir: Path) -> list[KeyFile]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from atlas_tui.backup.config import BackupConfig
 from atlas_tui.backup.errors import PassphraseMissing
 
-__all__ = ["NEW_PASSPHRASE_ENV", "read_new_passphrase", "read_passphrase"]
+__all__ = ["NEW_PASSPHRASE_ENV", "read_new_passphrase", "read_passphrase", "read_passphrase_and_source"]
 
 NEW_PASSPHRASE_ENV = "ATLAS_BACKUP_NEW_PASSPHRASE"
 """Environment variable read by `key add` for the passphrase of the new key."""
@@ -34,15 +34,30 @@ def read_passphrase(
     Raises:
         PassphraseMissing: no source is set, a file cannot be read, or the passphrase is empty.
     """
+    return read_passphrase_and_source(config, flag_file, confirm=confirm, prompt=prompt)[0]
+
+
+def read_passphrase_and_source(
+    config: BackupConfig, flag_file: Path | None, *, confirm: bool = False, prompt: bool = True
+) -> tuple[bytes, str]:
+    """Return the passphrase as `read_passphrase` does, and a description of its source for messages.
+
+    The description is such as `--passphrase-file /etc/atlas/pass` or `the environment
+    variable ATLAS_BACKUP_PASSPHRASE (backup.passphrase_env)`; it never contains the passphrase.
+
+    Raises:
+        PassphraseMissing: no source is set, a file cannot be read, or the passphrase is empty.
+    """
     if flag_file is not None:
-        return _from_file(flag_file, "--passphrase-file")
+        return _from_file(flag_file, "--passphrase-file"), f"--passphrase-file {flag_file}"
     value = os.environ.get(config.passphrase_env)
     if value:
-        return value.encode()
+        return value.encode(), f"the environment variable {config.passphrase_env} (backup.passphrase_env)"
     if config.passphrase_file:
-        return _from_file(Path(config.passphrase_file).expanduser(), "backup.passphrase_file")
+        path = Path(config.passphrase_file).expanduser()
+        return _from_file(path, "backup.passphrase_file"), f"backup.passphrase_file {path}"
     if prompt and sys.stdin.isatty():
-        return _prompt(confirm)
+        return _prompt(confirm), "the prompt"
     raise PassphraseMissing(
         f"no backup passphrase: set the environment variable {config.passphrase_env}, "
         "set `backup.passphrase_file` in the config, or pass --passphrase-file"

@@ -138,16 +138,20 @@ class Repository:
         return cls(path, config, key, key_file.id)
 
     @classmethod
-    def open(cls, path: Path, passphrase: bytes, *, background: bool = False) -> Repository:
+    def open(
+        cls, path: Path, passphrase: bytes, *, background: bool = False, passphrase_source: str | None = None
+    ) -> Repository:
         """Open the repository in `path`.
 
         Args:
             background: Derive the key on a thread and return at once. The first use of
                 `key` waits for it and raises `WrongPassphrase` then, so a caller can walk
                 the source tree during the 0.1 s of scrypt.
+            passphrase_source: Where the passphrase came from, named by `WrongPassphrase`.
 
         Raises:
             RepositoryNotFound: no `config` file in `path`.
+            KeyFilesMissing: the `keys` directory is missing or empty.
             WrongPassphrase: no key file opens with `passphrase`.
             CorruptData: the config file is invalid or has another format version.
         """
@@ -158,17 +162,23 @@ class Repository:
         try:
             config = RepositoryConfig.model_validate_json(text)
         except ValidationError as err:
-            raise CorruptData(f"repository config {path / 'config'} is invalid: {err}") from err
+            raise CorruptData(
+                f"the repository config file {path / 'config'} is invalid ({_validation_problems(err)}); restore it "
+                "from another copy of this repository. No other file can replace it: it contains the repository id, "
+                "which every key file is bound to, and the chunk hash of the stored data"
+            ) from err
         if config.version != FORMAT_VERSION:
             raise CorruptData(
                 f"repository {path} has format version {config.version}; this atlas reads version {FORMAT_VERSION}"
             )
         if background:
             pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="backup-key")
-            opening = pool.submit(open_master_key, path / "keys", config.id, passphrase, str(path))
+            opening = pool.submit(
+                open_master_key, path / "keys", config.id, passphrase, str(path), passphrase_source
+            )
             pool.shutdown(wait=False)
             return cls(path, config, None, None, opening=opening)
-        key, key_id = open_master_key(path / "keys", config.id, passphrase, str(path))
+        key, key_id = open_master_key(path / "keys", config.id, passphrase, str(path), passphrase_source)
         return cls(path, config, key, key_id)
 
     @property
@@ -592,6 +602,15 @@ def sealed_file_associated(folder: str, name: str) -> bytes:
     if folder == "snapshots":
         return _snapshot_associated(name)
     raise ValueError(f"no sealed files in folder {folder!r}; expected index or snapshots")
+
+
+def _validation_problems(err: ValidationError) -> str:
+    """Return each problem of `err` as `field: message`, without pydantic's links."""
+    problems = []
+    for error in err.errors(include_url=False):
+        field = ".".join(str(part) for part in error["loc"]) or "file"
+        problems.append(f"{field}: {error['msg']}")
+    return "; ".join(problems)
 
 
 def _iso(moment: float) -> str:
