@@ -53,7 +53,15 @@ from atlas_tui.backup.models import (
 )
 from atlas_tui.backup.packs import PackInfo
 from atlas_tui.backup.repository import IndexEntry, Repository
-from atlas_tui.backup.sqlite_copy import SIDECAR_SUFFIXES, copy_database, is_sqlite_file, page_chunks, page_size
+from atlas_tui.backup.sqlite_copy import (
+    SCRATCH_PREFIX,
+    SIDECAR_SUFFIXES,
+    copy_database,
+    is_sqlite_file,
+    page_chunks,
+    page_size,
+    remove_scratch_directories,
+)
 
 __all__ = ["Archiver", "ProgressCallback", "backup_id"]
 
@@ -111,6 +119,8 @@ class Archiver:
         return result
 
     def _run_locked(self, request: BackupRequest) -> BackupResult:
+        # The lock proves that no other backup uses these copies, and this run has made none yet.
+        remove_scratch_directories(self.repository.path)
         snapshot_id = self._free_id(request)
         specs = sorted(request.sets, key=lambda s: -s.priority)
         # The walk needs no key, so it runs while a key opened in the background is derived.
@@ -495,7 +505,8 @@ class _Run:
             if max(info.st_mtime_ns, info.st_ctime_ns, source[2]) < self._racy_before_ns:
                 return previous
         if self._scratch is None:
-            self._scratch = tempfile.TemporaryDirectory(prefix=".tmp-sqlite-", dir=self.repository.path)
+            # Made with mode 0700 (`tempfile.mkdtemp`); `copy_database` makes the copy 0600.
+            self._scratch = tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX, dir=self.repository.path)
         copy = Path(self._scratch.name) / "copy.db"
         try:
             copy_database(path, copy)

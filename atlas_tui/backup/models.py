@@ -433,7 +433,7 @@ class CleanupResult(_Model):
     """Packs that still contained used chunks; those chunks moved to `new_packs`."""
     new_packs: list[str] = Field(default_factory=list)
     removed_temporaries: int = 0
-    """Unfinished `.tmp-` files of killed runs."""
+    """Unfinished `.tmp-` files and `.tmp-sqlite-` database copy directories of killed runs."""
     freed_bytes: int = 0
     """Drop in repository size; an estimate in a dry run."""
     damaged_snapshots: list[DamagedSnapshot] = Field(default_factory=list)

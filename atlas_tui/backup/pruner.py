@@ -2,7 +2,8 @@
 
 `Pruner.cleanup` runs under the repository lock, in this order:
 
-1. remove `.tmp-` files that killed runs left (the lock proves their writers are gone);
+1. remove `.tmp-` files and `.tmp-sqlite-` database copy directories that killed runs
+   left (the lock proves their writers are gone);
 2. delete the manifests of snapshots that `retention.select_kept` does not keep;
 3. sort every pack on disk by the chunks that the index places in it: all used
    (kept), none used or not indexed at all (deleted), some used (rewritten);
@@ -40,6 +41,7 @@ from atlas_tui.backup.models import CleanupResult, DamagedSnapshot, RetentionPol
 from atlas_tui.backup.packs import PACK_MAGIC, PackEntry, PackInfo, PackWriter, pack_path
 from atlas_tui.backup.repository import IndexEntry, Repository, with_bases
 from atlas_tui.backup.retention import select_kept
+from atlas_tui.backup.sqlite_copy import remove_scratch_directories, scratch_directories
 
 __all__ = ["Pruner"]
 
@@ -106,11 +108,14 @@ class Pruner:
             rewritten_packs=plan.rewrite, removed_temporaries=len(temporaries),
         )
         if dry_run:
-            result.freed_bytes = self._estimate_freed(plan, temporaries)
+            scratch = scratch_directories(self.repository.path)
+            result.removed_temporaries += len(scratch)
+            result.freed_bytes = self._estimate_freed(plan, temporaries, scratch)
             return result
 
         for path in temporaries:
             path.unlink(missing_ok=True)
+        result.removed_temporaries += remove_scratch_directories(self.repository.path)[0]
         for snapshot_id in removed:
             self.repository.delete_snapshot(snapshot_id)
         new_packs = self._write_rewrites(plan)
@@ -205,8 +210,9 @@ class Pruner:
         pack_path(self.repository.path, pack_id).unlink(missing_ok=True)
         logger.debug("deleted pack pack=%s", pack_id)
 
-    def _estimate_freed(self, plan: _Plan, temporaries: list[Path]) -> int:
+    def _estimate_freed(self, plan: _Plan, temporaries: list[Path], scratch: list[Path]) -> int:
         freed = sum(path.stat().st_size for path in temporaries)
+        freed += sum(path.lstat().st_size for directory in scratch for path in directory.rglob("*") if path.is_file())
         for pack_id in plan.delete + plan.rewrite:
             freed += pack_path(self.repository.path, pack_id).stat().st_size
         for pack_id in plan.rewrite:

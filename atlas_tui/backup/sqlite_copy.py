@@ -13,6 +13,9 @@ in, and nothing after it shifts.
 
 from __future__ import annotations
 
+import logging
+import os
+import shutil
 import sqlite3
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -21,12 +24,15 @@ from typing import BinaryIO
 
 __all__ = [
     "DATABASE_CHUNK_SIZE",
+    "SCRATCH_PREFIX",
     "SIDECAR_SUFFIXES",
     "SQLITE_MAGIC",
     "copy_database",
     "is_sqlite_file",
     "page_chunks",
     "page_size",
+    "remove_scratch_directories",
+    "scratch_directories",
 ]
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -36,7 +42,12 @@ SIDECAR_SUFFIXES = (b"-wal", b"-shm", b"-journal")
 DATABASE_CHUNK_SIZE = 64 * 1024
 """Chunk size of database copies in bytes: 16 pages of SQLite's default 4 KiB, so a
 small change stores little new data while the index stays small."""
+SCRATCH_PREFIX = ".tmp-sqlite-"
+"""Name prefix of the directories in the repository root that hold a run's database copies.
+A copy is plaintext, so the directory is mode 0700 and the copy 0600."""
 _READ_CHUNKS = 16
+
+logger = logging.getLogger(__name__)
 
 
 def is_sqlite_file(path: bytes) -> bool:
@@ -50,12 +61,15 @@ def copy_database(source: bytes, destination: Path) -> None:
 
     The source is opened read-only, so the copy never creates or checkpoints its WAL.
     The copy is scratch data that the caller deletes, so it is written without a journal
-    and without fsync.
+    and without fsync. `destination` is created with mode 0600 before SQLite opens it,
+    because the copy contains the database in plaintext.
 
     Raises:
         sqlite3.Error: the database cannot be opened or read.
+        FileExistsError: `destination` already exists.
     """
     uri = "file:" + urllib.parse.quote(source) + "?mode=ro"
+    os.close(os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
     reader = sqlite3.connect(uri, uri=True, timeout=30)
     try:
         writer = sqlite3.connect(destination)
@@ -67,6 +81,27 @@ def copy_database(source: bytes, destination: Path) -> None:
             writer.close()
     finally:
         reader.close()
+
+
+def scratch_directories(repository: Path) -> list[Path]:
+    """Return the database copy directories (`SCRATCH_PREFIX`) in the repository root."""
+    return sorted(path for path in repository.glob(f"{SCRATCH_PREFIX}*") if path.is_dir() and not path.is_symlink())
+
+
+def remove_scratch_directories(repository: Path) -> tuple[int, int]:
+    """Delete the database copy directories that killed runs left; return their number and size in bytes.
+
+    Call it only with the repository lock held and no backup of this process running,
+    because a running backup keeps its current copy in such a directory.
+    """
+    removed = 0
+    size = 0
+    for directory in scratch_directories(repository):
+        size += sum(path.lstat().st_size for path in directory.rglob("*") if path.is_file())
+        shutil.rmtree(directory)
+        removed += 1
+        logger.info("removed leftover database copy directory path=%s", directory)
+    return removed, size
 
 
 def page_size(path: Path) -> int:
