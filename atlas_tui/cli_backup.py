@@ -813,6 +813,13 @@ def _print_backup(result: BackupResult, stream: TextIO) -> None:
         f"{result.bytes} bytes, {result.new_bytes_stored} new bytes stored in {result.duration:.1f} s",
         file=stream,
     )
+    if result.vanished:
+        noun = "path was" if result.vanished == 1 else "paths were"
+        print(
+            f"  {result.vanished} {noun} deleted during the backup and left out; this is no failure "
+            "(`--json` lists them under vanished_paths)",
+            file=stream,
+        )
     for item in result.skipped[:PRINTED_SKIPS]:
         print(f"  skipped {item.path}: {item.reason}", file=stream)
     hidden = len(result.skipped) - PRINTED_SKIPS

@@ -16,11 +16,15 @@ specific configured path that contains it (see `_Walk`).
 
 The entries are stored as manifest chunks (see `manifest.py`), the packs are
 finished, then one index file is written, then the snapshot. A run with unreadable paths is `partial` and lists them; a run where
-nothing was readable is `failed` and writes no snapshot.
+nothing was readable is `failed` and writes no snapshot. A path that the walk found
+and that no longer exists when it is read (ENOENT or ENOTDIR: deleted, or a directory
+above it deleted or replaced) was deleted during the run, which loses no data, so it
+is counted as vanished and is no failure. A configured path that is missing stays a failure.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import socket
@@ -49,6 +53,7 @@ from atlas_tui.backup.models import (
     SetResult,
     SkippedPath,
     Snapshot,
+    VanishedPath,
     display_path,
 )
 from atlas_tui.backup.packs import PackInfo
@@ -63,7 +68,7 @@ from atlas_tui.backup.sqlite_copy import (
     remove_scratch_directories,
 )
 
-__all__ = ["Archiver", "ProgressCallback", "backup_id"]
+__all__ = ["LISTED_VANISHED", "Archiver", "ProgressCallback", "backup_id"]
 
 ProgressCallback = Callable[[int, int], None]
 """Called after each file and each chunk with the entries done and the bytes read so far."""
@@ -77,7 +82,12 @@ RACY_SECONDS = 1
 again even when its stat fields look unchanged: a write in the same clock tick as the
 parent's stat would leave them equal."""
 
+LISTED_VANISHED = 100
+"""Vanished paths that the run result lists; `BackupResult.vanished` counts all of them."""
+
 _LOGGED_SKIPS = 20
+"""Skipped paths logged one by one per set, and vanished paths per run; one more line reports that more follow."""
+_VANISHED_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR})
 _READ_BATCH_FILES = 64
 _READ_BATCH_BYTES = 1024 * 1024
 """A batch of small files read in one call has at most this many files and bytes."""
@@ -221,6 +231,8 @@ class _Run:
         self._small_files = _SmallFiles(chunker)
         self._replaced_dir: bytes | None = None
         """Prefix of the paths below a directory that was no longer one when it was stored."""
+        self.vanished = _Vanished()
+        """Paths gone before they were read; `backup_sets` takes the walk's, so one count covers both."""
 
     @property
     def store(self) -> ChunkStore:
@@ -251,6 +263,7 @@ class _Run:
         before any file is read and an unchanged piece is taken whole from the parent.
         """
         results = walk.results
+        self.vanished = walk.vanished
         self.groups = list(_cut(walk.found))
         walk.found = []
         tally = _Tally(len(specs))
@@ -395,7 +408,7 @@ class _Run:
     ) -> Entry | _PendingFile | None:
         """Store a small file that `_SmallFiles` read, or look at the path again when it changed."""
         if isinstance(outcome, OSError):
-            _skip(result, item.path, outcome)
+            _skip_or_vanish(result, item.path, outcome, self.vanished)
             return None
         info, data = outcome
         if data is None:
@@ -421,7 +434,7 @@ class _Run:
         try:
             info = os.stat(item.path) if item.root else os.lstat(item.path)
         except OSError as err:
-            _skip(result, item.path, err)
+            _skip_or_vanish(result, item.path, err, self.vanished)
             return None
         if stat.S_ISDIR(info.st_mode):
             return self._reused(item.path, info, "dir") or _entry(item.path, info, "dir")
@@ -462,7 +475,7 @@ class _Run:
             try:
                 target = os.readlink(path)
             except OSError as err:
-                _skip(result, path, err)
+                _skip_or_vanish(result, path, err, self.vanished)
                 return None
             return _entry(path, info, "symlink", link_target=target)
         kind = _special_type(info.st_mode)
@@ -480,7 +493,7 @@ class _Run:
                 return self._database(path, info, result, previous)
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as err:
-            _skip(result, path, err)
+            _skip_or_vanish(result, path, err, self.vanished)
             return None
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
@@ -517,7 +530,11 @@ class _Run:
                 similar = [bytes.fromhex(hex_id) for hex_id in self.similar.get(path.lstrip(b"/"), [])]
                 pending = self._store(pieces, hasher, path, info, similar, sqlite=True, source=source)
         except (sqlite3.Error, ValueError) as err:
-            _skip(result, path, f"SQLite online backup failed: {err}")
+            if not os.path.lexists(path):
+                # SQLite reports a deleted database as "unable to open database file".
+                self.vanished.add(result, path)
+            else:
+                _skip(result, path, f"SQLite online backup failed: {err}")
             return None
         finally:
             copy.unlink(missing_ok=True)
@@ -611,6 +628,8 @@ class _Walk:
         """The `-wal`, `-shm` and `-journal` names of the configured paths of sets marked `sqlite`."""
         self._non_directories_at_roots: dict[bytes, list[tuple[int, bytes]]] = {}
         """Position in `found` and walk root of each non-directory found at a path in `_roots_and_parents`."""
+        self.vanished = _Vanished()
+        """Paths listed in a directory and gone before the walk looked at them, and later ones of the run."""
         self.found: list[_Found] = []
         for number, spec in enumerate(specs):
             for root in self.roots[number]:
@@ -648,7 +667,11 @@ class _Walk:
                 # target, stored at the configured path. Below it, symlinks are stored as links.
                 info = os.stat(path) if path == root else os.lstat(path)
             except OSError as err:
-                _skip(result, path, err)
+                if path == root:
+                    # A missing configured path is an unmounted disk or a wrong config, not churn.
+                    _skip(result, path, err)
+                else:
+                    _skip_or_vanish(result, path, err, self.vanished)
                 continue
             if stat.S_ISDIR(info.st_mode):
                 if path != root and path in self._all_roots:
@@ -699,7 +722,7 @@ class _Walk:
         try:
             names = sorted(os.listdir(path))
         except OSError as err:
-            _skip(result, path, err)
+            _skip_or_vanish(result, path, err, self.vanished)
             return []
         if spec.sqlite:
             present = set(names)
@@ -937,13 +960,44 @@ _NOTHING_TO_BACK_UP = (
 
 
 def _skip(result: SetResult, path: bytes, reason: OSError | str) -> None:
+    # INFO, not WARNING: the result lists every skipped path, the report and the run
+    # records show them, and a partial run is logged as a warning by its caller. At
+    # WARNING a terminal would show each path twice, on stderr and in the report.
     text = (reason.strerror or str(reason)) if isinstance(reason, OSError) else reason
     display = display_path(path)
     result.skipped.append(SkippedPath(path=display, reason=str(text)))
     if len(result.skipped) <= _LOGGED_SKIPS:
-        logger.warning("backup skipped path backup_set=%s path=%s reason=%s", result.name, display, text)
+        logger.info("backup skipped path backup_set=%s path=%s reason=%s", result.name, display, text)
     elif len(result.skipped) == _LOGGED_SKIPS + 1:
-        logger.warning("backup skipping more paths backup_set=%s; the run result lists all", result.name)
+        logger.info("backup skipping more paths backup_set=%s; the run result lists all", result.name)
+
+
+class _Vanished:
+    """Paths that no longer existed when the run read them: counted, the first `LISTED_VANISHED` listed."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.by_set: dict[str, int] = {}
+        self.listed: list[VanishedPath] = []
+
+    def add(self, result: SetResult, path: bytes) -> None:
+        self.count += 1
+        self.by_set[result.name] = self.by_set.get(result.name, 0) + 1
+        display = display_path(path)
+        if len(self.listed) < LISTED_VANISHED:
+            self.listed.append(VanishedPath(backup_set=result.name, path=display))
+        if self.count <= _LOGGED_SKIPS:
+            logger.info("backup path vanished before it was read backup_set=%s path=%s", result.name, display)
+        elif self.count == _LOGGED_SKIPS + 1:
+            logger.info("backup finds more vanished paths; the run result counts all of them")
+
+
+def _skip_or_vanish(result: SetResult, path: bytes, err: OSError, vanished: _Vanished) -> None:
+    """Record a path that could not be read: as vanished when it no longer exists, else as skipped."""
+    if err.errno in _VANISHED_ERRNOS:
+        vanished.add(result, path)
+    else:
+        _skip(result, path, err)
 
 
 def _parents(path: bytes) -> Iterator[bytes]:
@@ -1014,5 +1068,8 @@ def _result(snapshot: Snapshot, run: _Run, status: RunStatus) -> BackupResult:
         new_bytes_stored=run.new_bytes,
         sets=snapshot.sets,
         skipped=skipped,
+        vanished=run.vanished.count,
+        vanished_by_set=run.vanished.by_set,
+        vanished_paths=run.vanished.listed,
         warnings=snapshot.warnings,
     )

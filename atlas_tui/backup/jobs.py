@@ -356,6 +356,14 @@ def _backup_log(result: BackupResult, set_name: str, at: float) -> list[LogLine]
         f"{result.new_chunks} new chunks ({result.new_bytes_stored} bytes) in {result.duration:.1f} s"
     )))
     lines += _capped(at, "warning", [f"skipped {path.path}: {path.reason}" for path in item.skipped], "skipped path")
+    vanished = result.vanished_by_set.get(set_name, 0)
+    if vanished:
+        lines.append(LogLine(ts=at, level="info", message=(
+            f"{vanished} paths of set {set_name} were deleted during the backup and are not in the snapshot; "
+            "they are not failures"
+        )))
+        listed = [path.path for path in result.vanished_paths if path.backup_set == set_name]
+        lines += _capped(at, "debug", [f"vanished {path}" for path in listed], "vanished path")
     lines += [LogLine(ts=at, level="warning", message=text) for text in result.warnings if f"set {set_name} " in text]
     return lines
 

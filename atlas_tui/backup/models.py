@@ -44,6 +44,7 @@ __all__ = [
     "SnapshotSummary",
     "StatusResult",
     "Trigger",
+    "VanishedPath",
     "VerifyResult",
 ]
 
@@ -249,6 +250,13 @@ class SkippedPath(_Model):
     reason: str
 
 
+class VanishedPath(_Model):
+    """A path that the walk found and that no longer existed when the run read it."""
+
+    backup_set: str
+    path: str
+
+
 class SetResult(_Model):
     """Outcome of one backup set in a run."""
 
@@ -343,6 +351,12 @@ class BackupResult(_Model):
     """Sealed bytes added to packs by this run."""
     sets: list[SetResult] = Field(default_factory=list)
     skipped: list[SkippedPath] = Field(default_factory=list)
+    vanished: int = 0
+    """Paths deleted between the walk and the read (ENOENT or ENOTDIR); they are not failures."""
+    vanished_by_set: dict[str, int] = Field(default_factory=dict)
+    """Set name -> vanished paths of that set, for the sets that have any."""
+    vanished_paths: list[VanishedPath] = Field(default_factory=list)
+    """The first `archiver.LISTED_VANISHED` of them."""
     warnings: list[str] = Field(default_factory=list)
     duration: float = 0.0
 
