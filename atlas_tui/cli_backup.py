@@ -14,6 +14,7 @@ Exit codes: 0 success. 1 failure, including a wrong passphrase and a damaged
 repository. 2 invalid usage or config. 3 partial: a backup that could not read
 every path, the verify of such a snapshot, or a `list` or `status` that found a
 snapshot file it cannot read. 4 repository locked by a live process.
+`backup` exits 130 after SIGINT and 143 after SIGTERM (128 + the signal number).
 `schedule` exits 0 after SIGINT or SIGTERM.
 """
 
@@ -370,25 +371,65 @@ def _cmd_init(args: argparse.Namespace, config: Config, now: float) -> int:
 
 
 def _cmd_backup(args: argparse.Namespace, config: Config, now: float) -> int:
-    from atlas_tui.backup.jobs import backup_job
-    from atlas_tui.backup.models import BackupRequest
+    from atlas_tui.backup.errors import BackupInterrupted
 
-    # The key is derived while the backup walks the source tree.
-    repository = _open(args, config, background=True)
-    request = BackupRequest(sets=_sets(args, config), trigger=args.trigger, full=args.full, now=now)
-    progress = _TerminalProgress(sys.stderr) if sys.stderr.isatty() and not _wants_json(args) else None
-    recorder = _recorder(args, repository)
     try:
-        result = backup_job(repository, request, recorder, progress=progress)
-    finally:
-        recorder.close()
-        if progress is not None:
-            progress.finish()
+        result = _run_interruptible_backup(args, config, now)
+    except BackupInterrupted as err:
+        # The engine's cleanup ran on the way out: unfinished packs and database copies are
+        # removed, the lock is released, and no index or snapshot names missing data.
+        logger.info("backup stopped by signal=%s", signal.Signals(err.signal_number).name)
+        print(
+            f"backup {err}: the run wrote no snapshot and the repository is consistent; "
+            "`backup-manager cleanup` deletes the packs it left",
+            file=sys.stderr,
+        )
+        return 128 + err.signal_number
     if _wants_json(args):
         print(result.model_dump_json(indent=2))
     else:
         _print_backup(result, sys.stdout)
     return {"ok": EXIT_OK, "partial": EXIT_PARTIAL}.get(result.status, EXIT_FAILURE)
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _run_interruptible_backup(args: argparse.Namespace, config: Config, now: float) -> BackupResult:
+    """Run the backup with SIGINT and SIGTERM raising `BackupInterrupted`, and return its result.
+
+    A second signal, during the cleanup that the first one starts, ends the process at
+    once. That leaves the repository as a SIGKILL does, which the format allows for.
+    NOTE: a signal after the snapshot is saved and before the run records are finished
+    marks the records failed although the snapshot exists.
+    """
+    from atlas_tui.backup.jobs import backup_job
+    from atlas_tui.backup.models import BackupRequest
+
+    previous = {number: signal.signal(number, _interrupt_backup) for number in _STOP_SIGNALS}
+    try:
+        # The key is derived while the backup walks the source tree.
+        repository = _open(args, config, background=True)
+        request = BackupRequest(sets=_sets(args, config), trigger=args.trigger, full=args.full, now=now)
+        progress = _TerminalProgress(sys.stderr) if sys.stderr.isatty() and not _wants_json(args) else None
+        recorder = _recorder(args, repository)
+        try:
+            return backup_job(repository, request, recorder, progress=progress)
+        finally:
+            recorder.close()
+            if progress is not None:
+                progress.finish()
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _interrupt_backup(number: int, frame: object) -> None:
+    from atlas_tui.backup.errors import BackupInterrupted
+
+    for stop_signal in _STOP_SIGNALS:
+        signal.signal(stop_signal, signal.SIG_DFL)
+    raise BackupInterrupted(number)
 
 
 def _sets(args: argparse.Namespace, config: Config) -> list[BackupSetSpec]:

@@ -18,12 +18,16 @@
         ├── ChunkerUnavailable   the compiled chunker was not built
         └── RunCancelled         a progress callback stopped a run, as the schedule does on a stop signal
 
+    BaseException
+    └── BackupInterrupted        SIGINT or SIGTERM stopped `backup-manager backup`
+
 Each message names the repository, snapshot, pack or path at fault and, where the
 user can fix it, the command or config key to use.
 """
 
 from __future__ import annotations
 
+import signal
 from typing import TYPE_CHECKING
 
 from atlas_tui.errors import AtlasError
@@ -33,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BackupError",
+    "BackupInterrupted",
     "ChunkerUnavailable",
     "CleanupRejected",
     "CorruptData",
@@ -189,3 +194,15 @@ class ChunkerUnavailable(BackupError):
 
 class RunCancelled(BackupError):
     """Raised from a progress callback to stop a backup run; the run writes no index or snapshot."""
+
+
+class BackupInterrupted(BaseException):
+    """Raised by the signal handler of `backup-manager backup` on SIGINT or SIGTERM.
+
+    A `BaseException`, like `KeyboardInterrupt`, so that no `except Exception` or
+    `except BackupError` in the engine takes it for a failed file or chunk.
+    """
+
+    def __init__(self, signal_number: int) -> None:
+        self.signal_number = signal_number
+        super().__init__(f"interrupted by {signal.Signals(signal_number).name}")

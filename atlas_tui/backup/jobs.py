@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from atlas_tui.backup.config import BackupConfig
-from atlas_tui.backup.errors import BackupError, RepositoryLocked, RunCancelled, WrongPassphrase
+from atlas_tui.backup.errors import BackupError, BackupInterrupted, RepositoryLocked, RunCancelled, WrongPassphrase
 from atlas_tui.backup.models import BackupSetSpec, RetentionPolicy
 from storage.backup_runs import LogLevel, LogLine, RunKind, RunTrigger, discard_run, finish_run, start_run
 from storage.db import open_store
@@ -191,6 +191,7 @@ def backup_job(
         WrongPassphrase: the repository was opened in the background with a wrong
             passphrase; no row stays behind.
         RunCancelled: `progress` stopped the run; the rows are failed.
+        BackupInterrupted: a signal stopped the run; the rows are failed as interrupted.
         BackupError, OSError: the run failed; the rows are failed with the error.
     """
     from atlas_tui.backup.archiver import Archiver
@@ -206,7 +207,7 @@ def backup_job(
         for run_id in run_ids.values():
             recorder.discard(run_id)
         raise
-    except (BackupError, OSError) as err:
+    except (BackupError, OSError, BackupInterrupted) as err:
         recorder.fail(list(run_ids.values()), err)
         raise
     for item in result.sets:
@@ -387,6 +388,8 @@ def _set_error(status: FinishedState, skipped: int) -> str | None:
 def _error_text(error: BaseException | str) -> str:
     if isinstance(error, RunCancelled):
         return f"cancelled: {error}"
+    if isinstance(error, BackupInterrupted):
+        return f"{error} before the run finished"
     if isinstance(error, BaseException):
         return str(error) or type(error).__name__
     return error

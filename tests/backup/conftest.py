@@ -24,6 +24,18 @@ CLI_PASSPHRASE = "cli passphrase"
 """Passphrase that `cli_environment` gives `backup-manager` in `$ATLAS_BACKUP_PASSPHRASE`."""
 SMALL_CHUNKS = ChunkerParams(min_size=512, avg_size=2048, max_size=8192)
 """Small chunks so that a few hundred kilobytes give many boundaries."""
+SLOW_PACKS = """
+import time
+from atlas_tui.backup import packs
+
+finish = packs.PackWriter.finish
+def slow_finish(self):
+    info = finish(self)
+    time.sleep(0.05)
+    return info
+packs.PackWriter.finish = slow_finish
+"""
+"""Code that a child process runs first so that each finished pack takes 50 ms more, to be stopped midway."""
 FIXED_MTIME_NS = 1_700_000_000_123_456_789
 NON_UTF8_NAME = b"caf\xe9-\xff.txt"
 

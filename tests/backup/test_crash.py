@@ -17,25 +17,18 @@ from atlas_tui.backup.checker import check_integrity
 from atlas_tui.backup.models import BackupRequest, BackupSetSpec, ChunkerParams
 from atlas_tui.backup.repository import Repository
 
-from tests.backup.conftest import PASSPHRASE, build_tree
+from tests.backup.conftest import PASSPHRASE, SLOW_PACKS, build_tree
 
 START = 1_767_225_600.0
 
 # Backs up the directory in argv[2] into the repository in argv[1], slowly enough to be killed midway.
-CHILD = """
-import sys, time
+CHILD = SLOW_PACKS + """
+import sys
 from pathlib import Path
-from atlas_tui.backup import packs
 from atlas_tui.backup.archiver import Archiver
 from atlas_tui.backup.models import BackupRequest, BackupSetSpec
 from atlas_tui.backup.repository import Repository
 
-finish = packs.PackWriter.finish
-def slow_finish(self):
-    info = finish(self)
-    time.sleep(0.05)
-    return info
-packs.PackWriter.finish = slow_finish
 repository = Repository.open(Path(sys.argv[1]), sys.argv[3].encode())
 Archiver(repository).run(BackupRequest(sets=[BackupSetSpec(name="big", paths=[Path(sys.argv[2])])], now=time.time()))
 """
