@@ -83,6 +83,19 @@ def console_passphrase(backup: BackupConfig) -> bytes:
     return read_passphrase(backup, None)
 
 
+def _damaged_problem(damaged: list[tuple[str, str]]) -> BackupProblem:
+    """Return the pane's notice for snapshot files that cannot be read, naming the first and the fix."""
+    snapshot_id, reason = damaged[0]
+    others = f" and {len(damaged) - 1} more" if len(damaged) > 1 else ""
+    return BackupProblem(
+        kind="damaged",
+        message=(
+            f"snapshot {snapshot_id}{others} cannot be read ({reason}); the list shows the others. "
+            f"Run `backup-manager integrity`, and `backup-manager delete --id {snapshot_id}` removes it"
+        ),
+    )
+
+
 def problem_for(err: BackupError | OSError) -> BackupProblem:
     """Return the pane's text for an engine or file system error."""
     kind: ProblemKind = "failed"
@@ -160,8 +173,10 @@ class LocalBackups:
         size: int | None = None
         try:
             repository = self._open()
-            summaries = self._load_summaries(repository)
+            summaries, damaged = self._load_summaries(repository)
             size = repository.size_bytes()
+            if damaged:
+                problem = _damaged_problem(damaged)
         except (BackupError, OSError) as err:
             problem = problem_for(err)
             logger.info("backups read failed repository=%s problem=%s", path, problem.kind)
@@ -185,20 +200,29 @@ class LocalBackups:
 
         return Repository.open(self.repository, console_passphrase(self._config.backup))
 
-    def _load_summaries(self, repository: Repository) -> list[SnapshotSummary]:
-        """Return every snapshot's summary, oldest first, decrypting only manifests not cached yet."""
+    def _load_summaries(self, repository: Repository) -> tuple[list[SnapshotSummary], list[tuple[str, str]]]:
+        """Return every readable snapshot's summary, oldest first, and the id and error of each damaged one.
+
+        Only manifests not cached yet are decrypted, without their entries.
+        """
         repository_id = repository.config.id
         ids = repository.snapshot_ids()
         present = {(repository_id, snapshot_id) for snapshot_id in ids}
         for key in [key for key in self._summaries if key not in present]:
             del self._summaries[key]
         summaries = []
+        damaged = []
         for snapshot_id in ids:
             key = (repository_id, snapshot_id)
             if key not in self._summaries:
-                self._summaries[key] = repository.load_snapshot(snapshot_id).summary()
+                try:
+                    self._summaries[key] = repository.load_snapshot(snapshot_id, entries=False).summary()
+                except CorruptData as err:
+                    logger.warning("console cannot read snapshot id=%s repository=%s error=%s", snapshot_id, repository.path, err)
+                    damaged.append((snapshot_id, str(err)))
+                    continue
             summaries.append(self._summaries[key])
-        return summaries
+        return summaries, damaged
 
     def _set_rows(self, summaries: list[SnapshotSummary], records: RunRecords | None) -> list[SetRow]:
         configured = sorted(configured_sets(self._config.backup, self._data_dir), key=lambda s: (-s.priority, s.name))

@@ -51,6 +51,22 @@ class TestRead:
         assert read.snapshots[0].size_bytes == 200_000 + sum(len(f'{{"peer": {i}}}\n') for i in range(5))
         assert read.repository_bytes is not None and read.repository_bytes > 0
 
+    def test_damaged_snapshot_shows_others(self, setup: BackupSetup) -> None:
+        """A snapshot file that cannot be read becomes the pane's notice, and the other snapshots still show."""
+        backups = LocalBackups(setup.config, setup.data_dir)
+        first = _backup(backups, NOW - 3600)
+        second = _backup(backups)
+        snapshot_file = setup.repository / "snapshots" / first
+        snapshot_file.write_bytes(snapshot_file.read_bytes()[:50])
+
+        read = LocalBackups(setup.config, setup.data_dir).read(NOW)
+
+        assert [row.id for row in read.snapshots] == [second]
+        assert read.problem is not None
+        assert read.problem.kind == "damaged"
+        assert f"snapshot {first} cannot be read" in read.problem.message
+        assert f"backup-manager delete --id {first}" in read.problem.message
+
     def test_set_row_from_snapshots(self, setup: BackupSetup) -> None:
         """The configured set shows its last run, status, size and next run from the snapshots."""
         backups = LocalBackups(setup.config, setup.data_dir)
