@@ -636,9 +636,11 @@ def _cmd_key(args: argparse.Namespace, config: Config, now: float) -> int:
     from atlas_tui.backup.passphrase import read_new_passphrase
 
     if args.key_command == "rotate":
+        from atlas_tui.backup.passphrase import read_passphrase_and_source
         from atlas_tui.cli_backup_rotate import run_key_rotate
 
-        return run_key_rotate(args, _repository_path(args, config), _passphrase(args, config.backup), now)
+        passphrase, source = read_passphrase_and_source(config.backup, getattr(args, "passphrase_file", None))
+        return run_key_rotate(args, _repository_path(args, config), passphrase, now, passphrase_source=source)
     repository = _open(args, config)
     if args.key_command == "list":
         keys = repository.list_keys()
@@ -728,21 +730,23 @@ def _cmd_unlock(args: argparse.Namespace, config: Config, now: float) -> int:
 def _cmd_schedule(args: argparse.Namespace, config: Config, now: float) -> int:
     import asyncio
 
-    from atlas_tui.backup.service import BackupService
-
+    from atlas_tui.backup.passphrase import read_passphrase_and_source
     from atlas_tui.backup.repository import Repository
+    from atlas_tui.backup.service import BackupService
 
     configure_logging(getattr(args, "log_level", None) or "INFO")
     path = _repository_path(args, config)
-    passphrase = _passphrase(args, config.backup)
+    passphrase, source = read_passphrase_and_source(config.backup, getattr(args, "passphrase_file", None))
+
+    def open_repository() -> Repository:
+        return Repository.open(path, passphrase, passphrase_source=source)
+
     # Opened here so that a wrong passphrase stops the command at once.
-    Repository.open(path, passphrase)
+    open_repository()
     # Opened again before each job, as the daemon does: a repository kept open across
     # a `key rotate` in another process keeps the old key in memory, and that key no
     # longer opens the re-encrypted index and snapshots.
-    service = BackupService(
-        config.backup, _data_dir(args), repository=path, open_repository=lambda: Repository.open(path, passphrase),
-    )
+    service = BackupService(config.backup, _data_dir(args), repository=path, open_repository=open_repository)
     asyncio.run(_run_schedule(service))
     if service.abandoned:
         # The job thread would hold the interpreter's exit until it ends; its rows are

@@ -27,8 +27,13 @@ __all__ = ["run_key_rotate"]
 _EXIT_OK = 0
 
 
-def run_key_rotate(args: argparse.Namespace, path: Path, passphrase: bytes, now: float) -> int:
+def run_key_rotate(
+    args: argparse.Namespace, path: Path, passphrase: bytes, now: float, *, passphrase_source: str | None = None
+) -> int:
     """Rotate the data key of the repository at `path` and return the exit code.
+
+    Args:
+        passphrase_source: Where the passphrase came from, named when it opens no key.
 
     Raises:
         KeyRotationRejected: other passphrases' key files exist and their removal was not confirmed.
@@ -39,7 +44,7 @@ def run_key_rotate(args: argparse.Namespace, path: Path, passphrase: bytes, now:
     from atlas_tui.backup.rotation import KeyRotator
 
     wants_json = bool(getattr(args, "json", False))
-    repository = Repository.open(path, passphrase)
+    repository = Repository.open(path, passphrase, passphrase_source=passphrase_source)
     rotator = KeyRotator(repository, passphrase)
     confirmed = _confirm_removal(rotator.other_keys(), yes=args.yes, interactive=not wants_json)
     progress = _RotationProgress(sys.stderr) if sys.stderr.isatty() and not wants_json else None

@@ -82,6 +82,20 @@ def test_wrong_passphrase_names_source(
         assert "wrong\n" not in err
 
 
+@pytest.mark.parametrize("action", [["key", "rotate", "--yes"], ["schedule"]])
+def test_wrong_passphrase_source_rotate_schedule(
+    repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], action: list[str]
+) -> None:
+    """`key rotate` and `schedule` name the passphrase source too."""
+    wrong = tmp_path / "wrong-passphrase"
+    wrong.write_text("wrong\n")
+
+    code, _out, err = run_cli(capsys, *action, "--repo", str(repo), "--passphrase-file", str(wrong))
+
+    assert code == EXIT_FAILURE
+    assert f"the passphrase from --passphrase-file {wrong};" in err
+
+
 def test_relative_repository_rejected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A relative backup.repository is a config error naming the value; a path under ~ is accepted."""
     relative = tmp_path / "relative.json"
