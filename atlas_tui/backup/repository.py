@@ -533,21 +533,27 @@ class Repository:
             SnapshotNotFound: the repository contains no snapshot yet.
         """
         for snapshot_id in reversed(self.snapshot_ids()):
-            return self.load_snapshot(snapshot_id)
+            try:
+                return self.load_snapshot(snapshot_id)
+            except CorruptData as err:
+                raise CorruptData(
+                    f"{err}; the newest snapshot cannot be read, so choose another with --id or --at "
+                    "(`backup-manager list` shows which are readable)"
+                ) from err
         raise SnapshotNotFound(f"no snapshots in {self.path} yet; run `backup-manager backup` first")
 
     def snapshot_at(self, moment: float) -> Snapshot:
         """Return the newest successful snapshot taken at or before `moment` (epoch seconds).
 
+        A snapshot file that cannot be read is passed over, with the warning that
+        `load_summaries` logs.
+
         Raises:
             SnapshotNotFound: no successful snapshot is that old; the message names the oldest one.
         """
         # Ids order snapshots by whole seconds only, so the manifests' own times decide.
-        successful = [
-            snapshot
-            for snapshot in (self.load_snapshot(snapshot_id, entries=False) for snapshot_id in self.snapshot_ids())
-            if snapshot.status == "ok"
-        ]
+        readable, _damaged = self.load_summaries()
+        successful = [snapshot for snapshot in readable if snapshot.status == "ok"]
         if not successful:
             raise SnapshotNotFound(f"no successful snapshots in {self.path} yet; run `backup-manager backup` first")
         candidates = [snapshot for snapshot in successful if snapshot.time <= moment]

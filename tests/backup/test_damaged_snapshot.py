@@ -130,3 +130,32 @@ def test_delete_damaged_then_cleanup(damaged_repo: tuple[Path, str, str], capsys
     assert cleaned[0] == EXIT_OK
     assert json.loads(cleaned[1])["deleted_packs"] + json.loads(cleaned[1])["rewritten_packs"]
     assert checked[0] == EXIT_OK
+
+
+def test_restore_at_passes_over_damaged(
+    damaged_repo: tuple[Path, str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`restore --at` picks the newest readable snapshot and warns about the damaged one."""
+    path, first, second = damaged_repo
+
+    code, out, err = run_cli(
+        capsys, "restore", "--repo", str(path), "--at", "2100-01-01T00:00:00Z", "--target", str(tmp_path / "out")
+    )
+
+    assert code == EXIT_OK, err
+    assert f"restored {second} into" in out
+    assert f"damaged snapshot id={first}" in err
+
+
+def test_restore_latest_damaged_names_choices(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`restore --latest` with the newest snapshot damaged fails with a message on how to pick another."""
+    path = tmp_path / "repo"
+    two_snapshot_repository(path, tmp_path / "src", capsys)
+    _first, second = sorted(item.name for item in (path / "snapshots").iterdir())
+    truncate(path / "snapshots" / second)
+
+    code, _out, err = run_cli(capsys, "restore", "--repo", str(path), "--latest", "--target", str(tmp_path / "out"))
+
+    assert code == EXIT_FAILURE
+    assert f"snapshot {second}" in err
+    assert "the newest snapshot cannot be read, so choose another with --id or --at" in err
