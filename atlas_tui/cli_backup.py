@@ -43,7 +43,7 @@ from atlas_tui.logs import LOG_LEVELS, configure_logging
 
 if TYPE_CHECKING:
     from atlas_tui.backup.jobs import RunRecorder
-    from atlas_tui.backup.models import BackupResult, BackupSetSpec, CleanupResult, SnapshotSummary
+    from atlas_tui.backup.models import BackupResult, BackupSetSpec, CleanupResult, SkippedPath, SnapshotSummary
     from atlas_tui.backup.repository import Repository
     from atlas_tui.backup.schedule import SetPlan
     from atlas_tui.backup.service import BackupService
@@ -484,13 +484,16 @@ def _cmd_restore(args: argparse.Namespace, config: Config, now: float) -> int:
         # The worker processes start while the key is derived and the snapshot loads.
         workers = RestoreWorkers.for_cores()
         repository = _open(args, config)
+        # Entries of manifest chunks that cannot be read are left out, and the rest restored.
+        damaged_pieces: list[SkippedPath] = []
         if args.latest:
-            snapshot = repository.latest_snapshot()
+            snapshot = repository.latest_snapshot(damaged_pieces=damaged_pieces)
         elif args.at is not None:
-            snapshot = repository.snapshot_at(args.at)
+            snapshot = repository.snapshot_at(args.at, damaged_pieces=damaged_pieces)
         else:
-            snapshot = repository.load_snapshot(args.id)
+            snapshot = repository.load_snapshot(args.id, damaged_pieces=damaged_pieces)
         result = Restorer(repository, workers=workers).restore(snapshot, args.target)
+        result.damaged[:0] = damaged_pieces
     except KeyboardInterrupt:
         print(
             f"backup restore: interrupted; the files written before it stay in {args.target} and the last ones "
@@ -507,10 +510,16 @@ def _cmd_restore(args: argparse.Namespace, config: Config, now: float) -> int:
     )
     if result.damaged:
         summary += (
-            f"; {len(result.damaged)} files left out because the repository is damaged: "
+            f"; {len(result.damaged)} damaged items left out (listed on stderr and under `damaged` in --json): "
             f"run `backup-manager integrity --id {snapshot.id}` to find the damaged packs"
         )
     _emit(args, result.model_dump(mode="json"), summary)
+    if _wants_json(args) and result.damaged:
+        print(
+            f"backup restore: {len(result.damaged)} damaged items left out; "
+            f"run `backup-manager integrity --id {snapshot.id}` to find the damaged packs",
+            file=sys.stderr,
+        )
     if not _wants_json(args):
         for item in result.not_restored:
             print(f"not restored: {item.path}: {item.reason}", file=sys.stderr)

@@ -53,7 +53,9 @@ from atlas_tui.backup.models import (
     KeyFile,
     KeyInfo,
     RepositoryConfig,
+    SkippedPath,
     Snapshot,
+    display_path,
 )
 from atlas_tui.backup.packs import PackInfo, chunk_associated, pack_path, read_pack_header
 
@@ -434,11 +436,16 @@ class Repository:
                 damaged.append(DamagedSnapshot(id=snapshot_id, reason=str(err)))
         return readable, damaged
 
-    def load_snapshot(self, snapshot_id: str, *, entries: bool = True) -> Snapshot:
+    def load_snapshot(
+        self, snapshot_id: str, *, entries: bool = True, damaged_pieces: list[SkippedPath] | None = None
+    ) -> Snapshot:
         """Read one snapshot manifest.
 
         Args:
             entries: Read the entries too; without them the snapshot is as cheap as its summary.
+            damaged_pieces: When given, a manifest chunk that cannot be read does not stop
+                the read: its entries are left out, and one item describing them is
+                appended here. A restore uses this to restore what can be read.
 
         Raises:
             SnapshotNotFound: no snapshot has this id.
@@ -460,13 +467,13 @@ class Repository:
                     snapshot.entries = Entry.from_manifest(items)
                 del items
                 if entries and snapshot.manifest_chunks is not None:
-                    snapshot.entries = self._manifest_entries(snapshot)
+                    snapshot.entries = self._manifest_entries(snapshot, damaged_pieces)
         except (ValueError, TypeError, binascii.Error) as err:
             raise CorruptData(f"snapshot {snapshot_id}: the manifest is not valid: {err}") from err
         release_free_memory()
         return snapshot
 
-    def _manifest_entries(self, snapshot: Snapshot) -> list[Entry]:
+    def _manifest_entries(self, snapshot: Snapshot, damaged_pieces: list[SkippedPath] | None) -> list[Entry]:
         """Read the entries of a snapshot from its manifest chunks.
 
         A cleanup in another process may have moved chunks since the index was read,
@@ -474,8 +481,14 @@ class Repository:
         """
         assert snapshot.manifest_chunks is not None
         entries: list[Entry] = []
-        for hex_id in snapshot.manifest_chunks:
-            entries.extend(self.manifest_piece(snapshot.id, bytes.fromhex(hex_id)))
+        for number, hex_id in enumerate(snapshot.manifest_chunks):
+            try:
+                entries.extend(self.manifest_piece(snapshot.id, bytes.fromhex(hex_id)))
+            except CorruptData as err:
+                if damaged_pieces is None:
+                    raise
+                logger.error("unreadable manifest chunk id=%s chunk=%s error=%s", snapshot.id, hex_id, err)
+                damaged_pieces.append(_damaged_piece(snapshot, number, err))
         return entries
 
     def manifest_piece(self, snapshot_id: str, identifier: bytes) -> list[Entry]:
@@ -526,15 +539,17 @@ class Repository:
                 f"read ({err.strerror or err}); run `backup-manager integrity` to find the damage"
             ) from err
 
-    def latest_snapshot(self) -> Snapshot:
+    def latest_snapshot(self, *, damaged_pieces: list[SkippedPath] | None = None) -> Snapshot:
         """Return the newest snapshot; failed runs write none, so it is ok or partial.
+
+        `damaged_pieces` is as for `load_snapshot`.
 
         Raises:
             SnapshotNotFound: the repository contains no snapshot yet.
         """
         for snapshot_id in reversed(self.snapshot_ids()):
             try:
-                return self.load_snapshot(snapshot_id)
+                return self.load_snapshot(snapshot_id, damaged_pieces=damaged_pieces)
             except CorruptData as err:
                 raise CorruptData(
                     f"{err}; the newest snapshot cannot be read, so choose another with --id or --at "
@@ -542,11 +557,11 @@ class Repository:
                 ) from err
         raise SnapshotNotFound(f"no snapshots in {self.path} yet; run `backup-manager backup` first")
 
-    def snapshot_at(self, moment: float) -> Snapshot:
+    def snapshot_at(self, moment: float, *, damaged_pieces: list[SkippedPath] | None = None) -> Snapshot:
         """Return the newest successful snapshot taken at or before `moment` (epoch seconds).
 
         A snapshot file that cannot be read is passed over, with the warning that
-        `load_summaries` logs.
+        `load_summaries` logs. `damaged_pieces` is as for `load_snapshot`.
 
         Raises:
             SnapshotNotFound: no successful snapshot is that old; the message names the oldest one.
@@ -558,7 +573,7 @@ class Repository:
             raise SnapshotNotFound(f"no successful snapshots in {self.path} yet; run `backup-manager backup` first")
         candidates = [snapshot for snapshot in successful if snapshot.time <= moment]
         if candidates:
-            return self.load_snapshot(max(candidates, key=lambda snapshot: snapshot.time).id)
+            return self.load_snapshot(max(candidates, key=lambda snapshot: snapshot.time).id, damaged_pieces=damaged_pieces)
         oldest = min(successful, key=lambda snapshot: snapshot.time)
         raise SnapshotNotFound(
             f"no successful snapshot at or before {_iso(moment)}; the oldest is {oldest.id} "
@@ -632,3 +647,16 @@ def _snapshot_order(snapshot_id: str) -> tuple[int, str]:
     parts = snapshot_id.split("_")
     seconds = int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else 0
     return seconds, snapshot_id
+
+
+def _damaged_piece(snapshot: Snapshot, number: int, err: CorruptData) -> SkippedPath:
+    """Describe the entries of manifest chunk `number` of `snapshot`, which cannot be read."""
+    total = len(snapshot.manifest_chunks or [])
+    pieces = snapshot.manifest_pieces
+    if pieces is None or number >= len(pieces):
+        return SkippedPath(path=f"manifest chunk {number + 1} of {total}", reason=f"its entries are not restored: {err}")
+    after = f"after {display_path(pieces[number - 1].last_path)} " if number else ""
+    return SkippedPath(
+        path=f"{pieces[number].entries} entries {after}up to {display_path(pieces[number].last_path)}",
+        reason=f"manifest chunk {number + 1} of {total} cannot be read, so they are not restored: {err}",
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -354,9 +355,8 @@ def test_cli_corrupt_chunk_exit(repository: Repository, tmp_path: Path) -> None:
         completed.stderr
     )
     assert "authentication failed" in completed.stderr
-    assert f"1 files left out because the repository is damaged: run `backup-manager integrity --id {snapshot.id}`" in (
-        completed.stdout
-    )
+    assert "1 damaged items left out (listed on stderr and under `damaged` in --json)" in completed.stdout
+    assert f"run `backup-manager integrity --id {snapshot.id}`" in completed.stdout
 
 
 def test_cli_killed_worker_exit(repository: Repository, tmp_path: Path) -> None:
@@ -523,3 +523,30 @@ def test_cli_interrupted_restore(repository: Repository, tmp_path: Path) -> None
     assert process.returncode == EXIT_INTERRUPTED, errors
     assert f"interrupted; the files written before it stay in {target}" in errors
     assert wait_gone(workers, 10) == []
+
+
+def test_cli_damaged_manifest_chunk_partial(repository: Repository, tmp_path: Path) -> None:
+    """A damaged manifest chunk leaves out only its entries: the rest is restored, and the restore exits 3."""
+    source = build_wide_tree(tmp_path / "src", directories=30, files=100)
+    snapshot = back_up(repository, [source])
+    assert snapshot.manifest_chunks is not None and snapshot.manifest_pieces is not None
+    assert len(snapshot.manifest_chunks) > 1
+    location = repository.load_index()[bytes.fromhex(snapshot.manifest_chunks[0])]
+    flip_pack_byte(repository, location.pack_id, location.offset + location.length // 2)
+    target = tmp_path / "out"
+
+    completed = subprocess.run(
+        [*restore_command(repository, target), "--json"],
+        env=cli_environment(tmp_path), capture_output=True, text=True, timeout=120, check=False,
+    )
+
+    result = json.loads(completed.stdout)
+    first_piece = snapshot.manifest_pieces[0]
+    restored = sum(1 for _root, _dirs, names in os.walk(target) for _name in names)
+    assert completed.returncode == EXIT_PARTIAL, completed.stderr
+    assert len(result["damaged"]) == 1
+    assert result["damaged"][0]["path"].startswith(f"{first_piece.entries} entries up to ")
+    assert "manifest chunk 1 of" in result["damaged"][0]["reason"]
+    assert "run `backup-manager integrity --id" in completed.stderr
+    assert 0 < restored < 3000
+    assert restored == 3000 - sum(1 for entry in snapshot.entries[: first_piece.entries] if entry.type == "file")
