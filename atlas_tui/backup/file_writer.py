@@ -23,7 +23,7 @@ from typing import NamedTuple
 from atlas_tui.backup.atomic import TEMP_PREFIX
 from atlas_tui.backup.chunk_reader import ChunkReader
 from atlas_tui.backup.errors import BackupError, CorruptData
-from atlas_tui.backup.models import Entry, SkippedPath
+from atlas_tui.backup.models import Entry, SkippedPath, display_path
 
 __all__ = ["Batch", "FileWriter", "Report"]
 
@@ -76,7 +76,7 @@ class FileWriter:
             owner: tuple[int, int] | None = None
             for entry in batch.entries:
                 try:
-                    owner = self._write_file(dir_fd, entry, owner, report)
+                    owner = self._write_file(dir_fd, batch.directory, entry, owner, report)
                 except CorruptData as err:
                     damaged.append(SkippedPath(path=entry.display_path(), reason=str(err)))
                     report(1, 0)
@@ -92,7 +92,7 @@ class FileWriter:
         return damaged
 
     def _write_file(
-        self, dir_fd: int, entry: Entry, owner: tuple[int, int] | None, report: Report
+        self, dir_fd: int, directory: bytes, entry: Entry, owner: tuple[int, int] | None, report: Report
     ) -> tuple[int, int] | None:
         """Write one file in `dir_fd` and return the owner a new file there gets, once known."""
         name = entry.path.rpartition(b"/")[2]
@@ -128,8 +128,8 @@ class FileWriter:
             except IsADirectoryError as err:
                 os.unlink(temporary, dir_fd=dir_fd)
                 raise BackupError(
-                    f"{entry.display_path()} is a directory in the restore target and a file in the snapshot; "
-                    "remove the directory, or restore into an empty target"
+                    f"{display_path(os.path.join(directory, name))} in the restore target is a directory, and the "
+                    "snapshot has a file there; move or remove that directory, or restore into an empty target"
                 ) from err
             except BaseException:
                 os.unlink(temporary, dir_fd=dir_fd)

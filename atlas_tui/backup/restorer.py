@@ -37,7 +37,7 @@ from pathlib import Path
 from atlas_tui.backup.chunk_reader import ChunkReader
 from atlas_tui.backup.errors import BackupError, UnsafeRestorePath
 from atlas_tui.backup.file_writer import Batch, FileWriter
-from atlas_tui.backup.models import Entry, RestoreResult, SkippedPath, Snapshot
+from atlas_tui.backup.models import Entry, RestoreResult, SkippedPath, Snapshot, display_path
 from atlas_tui.backup.repository import Repository
 from atlas_tui.backup.restore_workers import RestoreWorkers
 from atlas_tui.backup.sqlite_copy import SIDECAR_SUFFIXES
@@ -324,7 +324,10 @@ class Restorer:
         destination = self._destination(root, entry.path)
         if os.path.lexists(destination):
             if os.path.isdir(destination) and not os.path.islink(destination):
-                raise UnsafeRestorePath(f"{entry.display_path()} is a directory in the target; cannot replace it with a symlink")
+                raise UnsafeRestorePath(
+                    f"{display_path(destination)} in the restore target is a directory, and the snapshot has a "
+                    "symlink there; move or remove that directory, or restore into an empty target"
+                )
             os.unlink(destination)
         os.symlink(entry.link_target or b"", destination)
         self._set_metadata(destination, entry)

@@ -387,8 +387,10 @@ def test_restore_over_changed_types(repository: Repository, tmp_path: Path) -> N
     restorer = Restorer(repository)
     restorer.restore(repository.load_snapshot(first.id), out)
 
-    with pytest.raises(BackupError, match="x is a directory in the restore target and a file in the snapshot"):
+    with pytest.raises(BackupError) as raised:
         restorer.restore(repository.load_snapshot(second.id), out)
+    assert str(raised.value).startswith(f"{restored_root(out, source) / 'x'} in the restore target is a directory")
+    assert "move or remove that directory, or restore into an empty target" in str(raised.value)
     shutil.rmtree(restored_root(out, source) / "x")
     restorer.restore(repository.load_snapshot(second.id), out)
 
@@ -407,3 +409,19 @@ def test_restore_target_is_file(repository: Repository, tmp_path: Path) -> None:
 
     with pytest.raises(BackupError, match=f"restore target {target} exists and is not a directory"):
         Restorer(repository).restore(repository.load_snapshot(result.id), target)
+
+
+def test_directory_in_way_of_symlink(repository: Repository, tmp_path: Path) -> None:
+    """A directory in the target where the snapshot has a symlink stops the restore, naming the target path."""
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "link").symlink_to("elsewhere")
+    result = back_up(repository, [source], START)
+    out = tmp_path / "out"
+    blocked = restored_root(out, source) / "link"
+    blocked.mkdir(parents=True)
+
+    with pytest.raises(UnsafeRestorePath) as raised:
+        Restorer(repository).restore(repository.load_snapshot(result.id), out)
+
+    assert str(raised.value).startswith(f"{blocked} in the restore target is a directory, and the snapshot has a symlink")
