@@ -14,7 +14,7 @@ Exit codes: 0 success. 1 failure, including a wrong passphrase and a damaged
 repository. 2 invalid usage or config. 3 partial: a backup that could not read
 every path, the verify of such a snapshot, or a `list` or `status` that found a
 snapshot file it cannot read. 4 repository locked by a live process.
-`backup` exits 130 after SIGINT and 143 after SIGTERM (128 + the signal number).
+`backup` and `restore` exit 130 after SIGINT and 143 after SIGTERM (128 + the signal number).
 `schedule` exits 0 after SIGINT or SIGTERM.
 """
 
@@ -406,7 +406,7 @@ def _run_interruptible_backup(args: argparse.Namespace, config: Config, now: flo
     from atlas_tui.backup.jobs import backup_job
     from atlas_tui.backup.models import BackupRequest
 
-    previous = {number: signal.signal(number, _interrupt_backup) for number in _STOP_SIGNALS}
+    previous = {number: signal.signal(number, _raise_interrupted) for number in _STOP_SIGNALS}
     try:
         # The key is derived while the backup walks the source tree.
         repository = _open(args, config, background=True)
@@ -424,7 +424,7 @@ def _run_interruptible_backup(args: argparse.Namespace, config: Config, now: flo
             signal.signal(number, handler)
 
 
-def _interrupt_backup(number: int, frame: object) -> None:
+def _raise_interrupted(number: int, frame: object) -> None:
     from atlas_tui.backup.errors import BackupInterrupted
 
     for stop_signal in _STOP_SIGNALS:
@@ -479,7 +479,10 @@ def _cmd_restore(args: argparse.Namespace, config: Config, now: float) -> int:
     from atlas_tui.backup.restore_workers import RestoreWorkers
     from atlas_tui.backup.restorer import Restorer
 
+    from atlas_tui.backup.errors import BackupInterrupted
+
     workers: RestoreWorkers | None = None
+    previous = {number: signal.signal(number, _raise_interrupted) for number in _STOP_SIGNALS}
     try:
         # The worker processes start while the key is derived and the snapshot loads.
         workers = RestoreWorkers.for_cores()
@@ -494,14 +497,16 @@ def _cmd_restore(args: argparse.Namespace, config: Config, now: float) -> int:
             snapshot = repository.load_snapshot(args.id, damaged_pieces=damaged_pieces)
         result = Restorer(repository, workers=workers).restore(snapshot, args.target)
         result.damaged[:0] = damaged_pieces
-    except KeyboardInterrupt:
+    except BackupInterrupted as err:
         print(
-            f"backup restore: interrupted; the files written before it stay in {args.target} and the last ones "
+            f"backup restore: {err}; the files written before it stay in {args.target} and the last ones "
             f"may be incomplete, so run the same restore into {args.target} again",
             file=sys.stderr,
         )
-        return EXIT_INTERRUPTED
+        return 128 + err.signal_number
     finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
         if workers is not None:
             workers.close()
     summary = (

@@ -22,7 +22,7 @@ from atlas_tui.backup.packs import pack_path
 from atlas_tui.backup.repository import Repository
 from atlas_tui.backup.restore_workers import RestoreWorkers
 from atlas_tui.backup.restorer import Restorer
-from atlas_tui.cli_backup import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_PARTIAL
+from atlas_tui.cli_backup import EXIT_FAILURE, EXIT_PARTIAL
 
 from tests.backup.conftest import PASSPHRASE, build_tree, restored_root, set_fixed_times, tree_state
 from tests.backup.test_sqlite_delta import ROWS, change_rows, database_chunks, table_digest
@@ -501,8 +501,9 @@ def test_workers_ignore_working_directory_package(
     assert result.files == 10
 
 
-def test_cli_interrupted_restore(repository: Repository, tmp_path: Path) -> None:
-    """Ctrl+C during `atlas backup restore` exits 130 with a message to run it again, and leaves no worker."""
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_cli_interrupted_restore(repository: Repository, tmp_path: Path, stop: signal.Signals) -> None:
+    """SIGINT or SIGTERM during `atlas backup restore` exits 128 + the signal with a message, and leaves no worker."""
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("the CLI starts workers only with two cores")
     back_up(repository, [build_wide_tree(tmp_path / "src", directories=40, files=50)])
@@ -516,12 +517,12 @@ def test_cli_interrupted_restore(repository: Repository, tmp_path: Path) -> None
     while not restore_workers_of(process.pid) and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     workers = [worker.pid for worker in restore_workers_of(process.pid)]
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     _out, errors = process.communicate(timeout=30)
 
     assert workers
-    assert process.returncode == EXIT_INTERRUPTED, errors
-    assert f"interrupted; the files written before it stay in {target}" in errors
+    assert process.returncode == 128 + stop, errors
+    assert f"interrupted by {stop.name}; the files written before it stay in {target}" in errors
     assert wait_gone(workers, 10) == []
 
 
