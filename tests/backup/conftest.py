@@ -44,6 +44,7 @@ NON_UTF8_NAME = b"caf\xe9-\xff.txt"
 def cli_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Set up `backup-manager` runs in this process: a passphrase, no config file and a data directory in `tmp_path`."""
     monkeypatch.setenv("ATLAS_BACKUP_PASSPHRASE", CLI_PASSPHRASE)
+    monkeypatch.delenv("ATLAS_BACKUP_NEW_PASSPHRASE", raising=False)
     monkeypatch.delenv("ATLAS_CONFIG", raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
     monkeypatch.setenv("ATLAS_DATA_DIR", str(tmp_path / "data"))

@@ -14,29 +14,15 @@ from atlas_tui import cli
 from atlas_tui.backup.lock import RepositoryLock
 from atlas_tui.cli_backup import EXIT_FAILURE, EXIT_LOCKED, EXIT_OK, EXIT_USAGE, main
 
-from tests.backup.conftest import NON_UTF8_NAME, build_tree, restored_root, tree_state
+from tests.backup.conftest import CLI_PASSPHRASE, NON_UTF8_NAME, build_tree, restored_root, run_cli, tree_state
 
-PASSPHRASE = "cli passphrase"
-
-
-@pytest.fixture(autouse=True)
-def environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("ATLAS_BACKUP_PASSPHRASE", PASSPHRASE)
-    monkeypatch.delenv("ATLAS_CONFIG", raising=False)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
-    monkeypatch.setenv("ATLAS_DATA_DIR", str(tmp_path / "data"))
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+pytestmark = pytest.mark.usefixtures("cli_environment")
 
 
 @pytest.fixture
 def repo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     path = tmp_path / "repo"
-    code, _out, err = run(capsys, "--repo", str(path), "init", "--chunk-avg-size", "4096")
+    code, _out, err = run_cli(capsys, "--repo", str(path), "init", "--chunk-avg-size", "4096")
     assert code == EXIT_OK, err
     return path
 
@@ -45,11 +31,11 @@ def test_backup_list_restore(repo: Path, tmp_path: Path, capsys: pytest.CaptureF
     """A backup listed with --json restores by id and by --latest to the same tree."""
     source = build_tree(tmp_path / "src")
 
-    backup_code, backup_out, _ = run(capsys, "backup", "--repo", str(repo), "--path", str(source))
-    list_code, list_out, _ = run(capsys, "list", "--repo", str(repo), "--json")
+    backup_code, backup_out, _ = run_cli(capsys, "backup", "--repo", str(repo), "--path", str(source))
+    list_code, list_out, _ = run_cli(capsys, "list", "--repo", str(repo), "--json")
     snapshot_id = json.loads(list_out)[0]["id"]
-    by_id = run(capsys, "restore", "--repo", str(repo), "--id", snapshot_id, "--target", str(tmp_path / "a"))
-    latest = run(capsys, "restore", "--repo", str(repo), "--latest", "--target", str(tmp_path / "b"))
+    by_id = run_cli(capsys, "restore", "--repo", str(repo), "--id", snapshot_id, "--target", str(tmp_path / "a"))
+    latest = run_cli(capsys, "restore", "--repo", str(repo), "--latest", "--target", str(tmp_path / "b"))
 
     assert backup_code == EXIT_OK
     assert backup_out.startswith(f"{snapshot_id}: ok")
@@ -78,16 +64,16 @@ def test_atlas_backup_same_command(repo: Path, tmp_path: Path, capsys: pytest.Ca
 
 def test_verify_and_integrity_exit_codes(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """verify and integrity exit 0 on an intact repository, integrity 1 with the pack named after damage."""
-    run(capsys, "backup", "--repo", str(repo), "--path", str(build_tree(tmp_path / "src")))
-    snapshot_id = json.loads(run(capsys, "list", "--repo", str(repo), "--json")[1])[0]["id"]
+    run_cli(capsys, "backup", "--repo", str(repo), "--path", str(build_tree(tmp_path / "src")))
+    snapshot_id = json.loads(run_cli(capsys, "list", "--repo", str(repo), "--json")[1])[0]["id"]
 
-    verify_code, _, _ = run(capsys, "verify", "--repo", str(repo), "--id", snapshot_id)
-    intact_code, _, _ = run(capsys, "integrity", "--repo", str(repo), "--id", snapshot_id)
+    verify_code, _, _ = run_cli(capsys, "verify", "--repo", str(repo), "--id", snapshot_id)
+    intact_code, _, _ = run_cli(capsys, "integrity", "--repo", str(repo), "--id", snapshot_id)
     pack = next(path for path in (repo / "data").rglob("*") if path.is_file())
     data = bytearray(pack.read_bytes())
     data[len(data) // 2] ^= 0xFF
     pack.write_bytes(bytes(data))
-    damaged_code, damaged_out, _ = run(capsys, "integrity", "--repo", str(repo), "--id", snapshot_id)
+    damaged_code, damaged_out, _ = run_cli(capsys, "integrity", "--repo", str(repo), "--id", snapshot_id)
 
     assert verify_code == EXIT_OK
     assert intact_code == EXIT_OK
@@ -100,7 +86,7 @@ def test_wrong_passphrase_exit(repo: Path, monkeypatch: pytest.MonkeyPatch, caps
     """A wrong passphrase exits 1 with a message naming the cause."""
     monkeypatch.setenv("ATLAS_BACKUP_PASSPHRASE", "wrong")
 
-    code, _out, err = run(capsys, "list", "--repo", str(repo))
+    code, _out, err = run_cli(capsys, "list", "--repo", str(repo))
 
     assert code == EXIT_FAILURE
     assert "wrong passphrase for the backup repository" in err
@@ -112,11 +98,11 @@ def test_passphrase_file_and_missing(
     """--passphrase-file opens the repository; with no source at all the error names the variable."""
     monkeypatch.delenv("ATLAS_BACKUP_PASSPHRASE")
     secret = tmp_path / "passphrase"
-    secret.write_text(PASSPHRASE + "\n")
+    secret.write_text(CLI_PASSPHRASE + "\n")
 
-    file_code, _, _ = run(capsys, "list", "--repo", str(repo), "--passphrase-file", str(secret))
+    file_code, _, _ = run_cli(capsys, "list", "--repo", str(repo), "--passphrase-file", str(secret))
     monkeypatch.setattr(sys.stdin, "isatty", lambda: False)
-    missing_code, _, missing_err = run(capsys, "list", "--repo", str(repo))
+    missing_code, _, missing_err = run_cli(capsys, "list", "--repo", str(repo))
 
     assert file_code == EXIT_OK
     assert missing_code == EXIT_FAILURE
@@ -128,8 +114,8 @@ def test_locked_exit_code(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixt
     source = build_tree(tmp_path / "src")
 
     with RepositoryLock(repo, now=0):
-        code, _out, err = run(capsys, "backup", "--repo", str(repo), "--path", str(source))
-        unlock_code, _, _ = run(capsys, "unlock", "--repo", str(repo))
+        code, _out, err = run_cli(capsys, "backup", "--repo", str(repo), "--path", str(source))
+        unlock_code, _, _ = run_cli(capsys, "unlock", "--repo", str(repo))
 
     assert code == EXIT_LOCKED
     assert unlock_code == EXIT_LOCKED
@@ -153,8 +139,8 @@ def test_config_sets_and_repository(tmp_path: Path, capsys: pytest.CaptureFixtur
         }
     }))
 
-    init_code, _, _ = run(capsys, "--config", str(config), "init")
-    code, out, _ = run(capsys, "--config", str(config), "backup", "--json")
+    init_code, _, _ = run_cli(capsys, "--config", str(config), "init")
+    code, out, _ = run_cli(capsys, "--config", str(config), "backup", "--json")
 
     result = json.loads(out)
     assert init_code == EXIT_OK
@@ -168,7 +154,7 @@ def test_invalid_backup_config(tmp_path: Path, capsys: pytest.CaptureFixture[str
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"backup": {"encryption_enabled": False, "sets": [{"name": "a", "paths": ["rel"]}]}}))
 
-    code, _out, err = run(capsys, "--config", str(config), "list")
+    code, _out, err = run_cli(capsys, "--config", str(config), "list")
 
     assert code == EXIT_USAGE
     assert "backup.encryption_enabled" in err
@@ -177,7 +163,7 @@ def test_invalid_backup_config(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 def test_init_twice_rejected(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`init` on an existing repository exits 1 and leaves it alone."""
-    code, _out, err = run(capsys, "init", "--repo", str(repo))
+    code, _out, err = run_cli(capsys, "init", "--repo", str(repo))
 
     assert code == EXIT_FAILURE
     assert "already exists" in err
@@ -198,13 +184,13 @@ def test_console_script_installed(repo: Path) -> None:
 def test_restore_replaces_file_by_directory(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A file in the target where the snapshot has a directory is replaced by the directory and its files."""
     source = build_tree(tmp_path / "src")
-    run(capsys, "backup", "--repo", str(repo), "--path", str(source))
+    run_cli(capsys, "backup", "--repo", str(repo), "--path", str(source))
     target = tmp_path / "out"
     blocked = restored_root(target, source) / "docs"
     blocked.parent.mkdir(parents=True)
     blocked.write_text("a file, not a directory")
 
-    code, _out, err = run(capsys, "restore", "--repo", str(repo), "--latest", "--target", str(target))
+    code, _out, err = run_cli(capsys, "restore", "--repo", str(repo), "--latest", "--target", str(target))
 
     assert code == EXIT_OK, err
     assert blocked.is_dir()
@@ -232,7 +218,7 @@ def test_terminal_progress_line() -> None:
 @pytest.mark.parametrize("target", ["", "  "])
 def test_restore_empty_target_rejected(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], target: str) -> None:
     """An empty --target exits 2 before restoring anything, instead of restoring into the working directory."""
-    run(capsys, "backup", "--repo", str(repo), "--path", str(build_tree(tmp_path / "src")))
+    run_cli(capsys, "backup", "--repo", str(repo), "--path", str(build_tree(tmp_path / "src")))
 
     with pytest.raises(SystemExit) as exited:
         main(["restore", "--repo", str(repo), "--latest", "--target", target])

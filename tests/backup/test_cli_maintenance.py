@@ -11,24 +11,9 @@ import pytest
 
 from atlas_tui.cli_backup import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, main
 
-from tests.backup.conftest import restored_root, tree_state, two_snapshot_repository
+from tests.backup.conftest import CLI_PASSPHRASE, restored_root, run_cli, tree_state, two_snapshot_repository
 
-PASSPHRASE = "cli passphrase"
-
-
-@pytest.fixture(autouse=True)
-def environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("ATLAS_BACKUP_PASSPHRASE", PASSPHRASE)
-    monkeypatch.delenv("ATLAS_BACKUP_NEW_PASSPHRASE", raising=False)
-    monkeypatch.delenv("ATLAS_CONFIG", raising=False)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
-    monkeypatch.setenv("ATLAS_DATA_DIR", str(tmp_path / "data"))
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+pytestmark = pytest.mark.usefixtures("cli_environment")
 
 
 @pytest.fixture
@@ -40,7 +25,7 @@ def repo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
 
 
 def snapshots(capsys: pytest.CaptureFixture[str], repo: Path) -> list[dict[str, object]]:
-    code, out, _ = run(capsys, "list", "--repo", str(repo), "--json")
+    code, out, _ = run_cli(capsys, "list", "--repo", str(repo), "--json")
     assert code == EXIT_OK
     return json.loads(out)
 
@@ -50,8 +35,8 @@ def test_restore_at(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[st
     first, second = snapshots(capsys, repo)
 
     at_first = repr(first["time"])
-    by_seconds = run(capsys, "restore", "--repo", str(repo), "--at", at_first, "--target", str(tmp_path / "a"))
-    by_iso = run(
+    by_seconds = run_cli(capsys, "restore", "--repo", str(repo), "--at", at_first, "--target", str(tmp_path / "a"))
+    by_iso = run_cli(
         capsys, "restore", "--repo", str(repo), "--at", "2999-01-01T00:00:00+00:00", "--target", str(tmp_path / "b")
     )
 
@@ -72,7 +57,7 @@ def test_restore_at_whole_second(
     shown = datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat(timespec="seconds")
     at = shown if form == "iso" else str(seconds)
 
-    code, out, err = run(capsys, "restore", "--repo", str(repo), "--at", at, "--target", str(tmp_path / "a"))
+    code, out, err = run_cli(capsys, "restore", "--repo", str(repo), "--at", at, "--target", str(tmp_path / "a"))
 
     assert second["time"] != seconds
     assert code == EXIT_OK, err
@@ -83,7 +68,7 @@ def test_list_text_shows_time(repo: Path, capsys: pytest.CaptureFixture[str]) ->
     """list text prints each snapshot's time in ISO 8601 UTC, whole seconds, after the id."""
     first, second = snapshots(capsys, repo)
 
-    code, out, _ = run(capsys, "list", "--repo", str(repo))
+    code, out, _ = run_cli(capsys, "list", "--repo", str(repo))
 
     assert code == EXIT_OK
     for line, snapshot in zip(out.splitlines(), (first, second), strict=True):
@@ -95,7 +80,7 @@ def test_restore_at_too_early(repo: Path, tmp_path: Path, capsys: pytest.Capture
     """A time before the oldest snapshot exits 1 naming that snapshot."""
     first, _second = snapshots(capsys, repo)
 
-    code, _out, err = run(
+    code, _out, err = run_cli(
         capsys, "restore", "--repo", str(repo), "--at", "2000-01-01T00:00:00Z", "--target", str(tmp_path / "a")
     )
 
@@ -118,10 +103,10 @@ def test_delete_then_cleanup(repo: Path, capsys: pytest.CaptureFixture[str]) -> 
     """delete drops the snapshot from the list; cleanup --dry-run plans, cleanup frees bytes."""
     first, second = snapshots(capsys, repo)
 
-    deleted = run(capsys, "delete", "--repo", str(repo), "--id", str(first["id"]))
-    planned = run(capsys, "cleanup", "--repo", str(repo), "--dry-run", "--json")
-    done = run(capsys, "cleanup", "--repo", str(repo), "--json")
-    again = run(capsys, "cleanup", "--repo", str(repo))
+    deleted = run_cli(capsys, "delete", "--repo", str(repo), "--id", str(first["id"]))
+    planned = run_cli(capsys, "cleanup", "--repo", str(repo), "--dry-run", "--json")
+    done = run_cli(capsys, "cleanup", "--repo", str(repo), "--json")
+    again = run_cli(capsys, "cleanup", "--repo", str(repo))
 
     assert deleted[0] == EXIT_OK
     assert [item["id"] for item in snapshots(capsys, repo)] == [second["id"]]
@@ -132,12 +117,12 @@ def test_delete_then_cleanup(repo: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert result["deleted_packs"] == plan["deleted_packs"]
     assert result["freed_bytes"] > 0
     assert "0 packs deleted, 0 rewritten" in again[1]
-    assert run(capsys, "integrity", "--repo", str(repo))[0] == EXIT_OK
+    assert run_cli(capsys, "integrity", "--repo", str(repo))[0] == EXIT_OK
 
 
 def test_delete_unknown(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Deleting an unknown id exits 1 naming it."""
-    code, _out, err = run(capsys, "delete", "--repo", str(repo), "--id", "backup_1_manual")
+    code, _out, err = run_cli(capsys, "delete", "--repo", str(repo), "--id", "backup_1_manual")
 
     assert code == EXIT_FAILURE
     assert "no snapshot 'backup_1_manual'" in err
@@ -149,7 +134,7 @@ def test_cleanup_uses_config_retention(repo: Path, tmp_path: Path, capsys: pytes
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"backup": {"retention_period": "1ms", "keep_daily": 1}}))
 
-    code, out, _ = run(capsys, "cleanup", "--repo", str(repo), "--config", str(config), "--json")
+    code, out, _ = run_cli(capsys, "cleanup", "--repo", str(repo), "--config", str(config), "--json")
 
     assert code == EXIT_OK
     result = json.loads(out)
@@ -161,8 +146,8 @@ def test_status(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """status --json reports the set's last run, the snapshot count and the size; text mentions the set."""
     _first, second = snapshots(capsys, repo)
 
-    code, out, _ = run(capsys, "status", "--repo", str(repo), "--json")
-    text = run(capsys, "status", "--repo", str(repo))[1]
+    code, out, _ = run_cli(capsys, "status", "--repo", str(repo), "--json")
+    text = run_cli(capsys, "status", "--repo", str(repo))[1]
 
     assert code == EXIT_OK
     status = json.loads(out)
@@ -179,12 +164,12 @@ def test_keys(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     new_passphrase = tmp_path / "new-passphrase"
     new_passphrase.write_text("second passphrase\n")
 
-    added = run(capsys, "key", "add", "--repo", str(repo), "--new-passphrase-file", str(new_passphrase), "--json")
-    listing = json.loads(run(capsys, "key", "list", "--repo", str(repo), "--json")[1])
+    added = run_cli(capsys, "key", "add", "--repo", str(repo), "--new-passphrase-file", str(new_passphrase), "--json")
+    listing = json.loads(run_cli(capsys, "key", "list", "--repo", str(repo), "--json")[1])
     first_key = next(item["id"] for item in listing if item["current"])
-    in_use = run(capsys, "key", "remove", first_key, "--repo", str(repo))
-    removed = run(capsys, "key", "remove", first_key, "--repo", str(repo), "--passphrase-file", str(new_passphrase))
-    old_passphrase = run(capsys, "list", "--repo", str(repo))
+    in_use = run_cli(capsys, "key", "remove", first_key, "--repo", str(repo))
+    removed = run_cli(capsys, "key", "remove", first_key, "--repo", str(repo), "--passphrase-file", str(new_passphrase))
+    old_passphrase = run_cli(capsys, "list", "--repo", str(repo))
 
     assert added[0] == EXIT_OK
     assert len(listing) == 2
@@ -198,7 +183,7 @@ def test_keys(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 
 def test_key_add_without_passphrase(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """key add without a new passphrase source fails and names the flag and the variable."""
-    code, _out, err = run(capsys, "key", "add", "--repo", str(repo))
+    code, _out, err = run_cli(capsys, "key", "add", "--repo", str(repo))
 
     assert code == EXIT_FAILURE
     assert "--new-passphrase-file" in err
@@ -208,11 +193,11 @@ def test_key_add_without_passphrase(repo: Path, capsys: pytest.CaptureFixture[st
 def test_key_add_same_passphrase_rejected(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """key add with a passphrase that already opens a key fails, names that key and adds nothing."""
     same = tmp_path / "same-passphrase"
-    same.write_text(PASSPHRASE + "\n")
-    before = json.loads(run(capsys, "key", "list", "--repo", str(repo), "--json")[1])
+    same.write_text(CLI_PASSPHRASE + "\n")
+    before = json.loads(run_cli(capsys, "key", "list", "--repo", str(repo), "--json")[1])
 
-    code, _out, err = run(capsys, "key", "add", "--repo", str(repo), "--new-passphrase-file", str(same))
-    after = json.loads(run(capsys, "key", "list", "--repo", str(repo), "--json")[1])
+    code, _out, err = run_cli(capsys, "key", "add", "--repo", str(repo), "--new-passphrase-file", str(same))
+    after = json.loads(run_cli(capsys, "key", "list", "--repo", str(repo), "--json")[1])
 
     assert code == EXIT_FAILURE
     assert f"the new passphrase already opens key {before[0]['id']}" in err

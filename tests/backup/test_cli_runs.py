@@ -17,23 +17,9 @@ from atlas_tui.cli_backup import EXIT_FAILURE, EXIT_LOCKED, EXIT_OK, EXIT_PARTIA
 from storage.backup_runs import BackupRun, recent_runs
 from storage.db import DB_FILENAME, connect
 
-from tests.backup.conftest import build_tree
+from tests.backup.conftest import CLI_PASSPHRASE, build_tree, run_cli
 
-PASSPHRASE = "cli passphrase"
-
-
-@pytest.fixture(autouse=True)
-def environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("ATLAS_BACKUP_PASSPHRASE", PASSPHRASE)
-    monkeypatch.delenv("ATLAS_CONFIG", raising=False)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
-    monkeypatch.setenv("ATLAS_DATA_DIR", str(tmp_path / "data"))
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+pytestmark = pytest.mark.usefixtures("cli_environment")
 
 
 def write_config(tmp_path: Path, sets: list[dict[str, object]], **backup: object) -> Path:
@@ -59,7 +45,7 @@ def configured(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
         {"name": "files", "paths": [str(source)], "priority": 5},
         {"name": "docs", "paths": [str(source / "docs")], "priority": 1},
     ])
-    code, _out, err = run(capsys, "--config", str(config), "init", "--chunk-avg-size", "4096")
+    code, _out, err = run_cli(capsys, "--config", str(config), "init", "--chunk-avg-size", "4096")
     assert code == EXIT_OK, err
     return config
 
@@ -70,7 +56,7 @@ def test_wrong_passphrase_backup_unrecorded(
     """A backup whose key derivation fails (it runs beside the walk) exits 1, names the cause and records nothing."""
     monkeypatch.setenv("ATLAS_BACKUP_PASSPHRASE", "wrong")
 
-    code, _out, err = run(capsys, "--config", str(configured), "backup")
+    code, _out, err = run_cli(capsys, "--config", str(configured), "backup")
 
     assert code == EXIT_FAILURE
     assert "wrong passphrase for the backup repository" in err
@@ -80,7 +66,7 @@ def test_wrong_passphrase_backup_unrecorded(
 
 def test_backup_recorded_per_set(configured: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A manual backup stores one ok row per set, both naming the snapshot the backup printed."""
-    code, out, err = run(capsys, "--config", str(configured), "backup", "--json")
+    code, out, err = run_cli(capsys, "--config", str(configured), "backup", "--json")
     result = json.loads(out)
 
     rows = stored_runs(tmp_path)
@@ -102,10 +88,10 @@ def test_partial_backup_logged(tmp_path: Path, capsys: pytest.CaptureFixture[str
         {"name": "files", "paths": [str(source)]},
         {"name": "gone", "paths": [str(tmp_path / "not-mounted")]},
     ])
-    run(capsys, "--config", str(config), "init", "--chunk-avg-size", "4096")
+    run_cli(capsys, "--config", str(config), "init", "--chunk-avg-size", "4096")
 
-    code, _out, _err = run(capsys, "--config", str(config), "backup")
-    logs_code, logs, _ = run(capsys, "--config", str(config), "logs", "--level", "warning")
+    code, _out, _err = run_cli(capsys, "--config", str(config), "backup")
+    logs_code, logs, _ = run_cli(capsys, "--config", str(config), "logs", "--level", "warning")
     rows = {row.set_name: row for row in stored_runs(tmp_path)}
 
     assert code == EXIT_PARTIAL
@@ -122,7 +108,7 @@ def test_locked_backup_not_recorded(configured: Path, tmp_path: Path, capsys: py
     lock = RepositoryLock(tmp_path / "repo", now=time.time())
     lock.acquire()
     try:
-        code, _out, err = run(capsys, "--config", str(configured), "backup")
+        code, _out, err = run_cli(capsys, "--config", str(configured), "backup")
     finally:
         lock.release()
 
@@ -133,13 +119,13 @@ def test_locked_backup_not_recorded(configured: Path, tmp_path: Path, capsys: py
 
 def test_checks_recorded(configured: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """verify, integrity and cleanup each store one run; a dry-run cleanup stores none."""
-    run(capsys, "--config", str(configured), "backup")
+    run_cli(capsys, "--config", str(configured), "backup")
     snapshot_id = stored_runs(tmp_path)[0].snapshot_id or ""
 
-    run(capsys, "--config", str(configured), "verify", "--id", snapshot_id)
-    run(capsys, "--config", str(configured), "integrity")
-    run(capsys, "--config", str(configured), "cleanup", "--dry-run")
-    run(capsys, "--config", str(configured), "cleanup")
+    run_cli(capsys, "--config", str(configured), "verify", "--id", snapshot_id)
+    run_cli(capsys, "--config", str(configured), "integrity")
+    run_cli(capsys, "--config", str(configured), "cleanup", "--dry-run")
+    run_cli(capsys, "--config", str(configured), "cleanup")
     kinds = [(row.kind, row.status, row.snapshot_id) for row in reversed(stored_runs(tmp_path))]
 
     assert kinds[2:] == [("verify", "ok", snapshot_id), ("integrity", "ok", snapshot_id), ("cleanup", "ok", None)]
@@ -147,13 +133,13 @@ def test_checks_recorded(configured: Path, tmp_path: Path, capsys: pytest.Captur
 
 def test_logs_text_json_and_limit(configured: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`logs` lists runs oldest first with their lines; --limit keeps the newest; --json carries the log."""
-    run(capsys, "--config", str(configured), "backup")
-    run(capsys, "--config", str(configured), "cleanup")
+    run_cli(capsys, "--config", str(configured), "backup")
+    run_cli(capsys, "--config", str(configured), "cleanup")
 
-    _code, text, _ = run(capsys, "--config", str(configured), "logs")
-    _code, debug, _ = run(capsys, "--config", str(configured), "logs", "--level", "debug")
-    _code, limited, _ = run(capsys, "--config", str(configured), "logs", "--limit", "1", "--json")
-    _code, errors, _ = run(capsys, "--config", str(configured), "logs", "--level", "error")
+    _code, text, _ = run_cli(capsys, "--config", str(configured), "logs")
+    _code, debug, _ = run_cli(capsys, "--config", str(configured), "logs", "--level", "debug")
+    _code, limited, _ = run_cli(capsys, "--config", str(configured), "logs", "--limit", "1", "--json")
+    _code, errors, _ = run_cli(capsys, "--config", str(configured), "logs", "--level", "error")
     [newest] = json.loads(limited)
 
     lines = text.splitlines()
@@ -169,7 +155,7 @@ def test_logs_text_json_and_limit(configured: Path, tmp_path: Path, capsys: pyte
 
 def test_logs_without_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`logs` on a data directory without a store exits 1 and names the store path."""
-    code, _out, err = run(capsys, "logs")
+    code, _out, err = run_cli(capsys, "logs")
 
     assert code == EXIT_FAILURE
     assert str(tmp_path / "data" / DB_FILENAME) in err
@@ -186,10 +172,10 @@ def test_logs_bad_limit(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_status_shows_next_run(configured: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`status` shows when each configured set is backed up next, in text and JSON."""
-    run(capsys, "--config", str(configured), "backup")
+    run_cli(capsys, "--config", str(configured), "backup")
 
-    _code, text, _ = run(capsys, "--config", str(configured), "status")
-    _code, document, _ = run(capsys, "--config", str(configured), "status", "--json")
+    _code, text, _ = run_cli(capsys, "--config", str(configured), "status")
+    _code, document, _ = run_cli(capsys, "--config", str(configured), "status", "--json")
     schedule = {item["name"]: item for item in json.loads(document)["schedule"]}
 
     assert "next backup of files: " in text
@@ -202,7 +188,7 @@ def test_bad_frequency_rejected(tmp_path: Path, capsys: pytest.CaptureFixture[st
     """A backup_frequency below 1 s exits 2 with the value and a usable example."""
     config = write_config(tmp_path, [], backup_frequency="5ms")
 
-    code, _out, err = run(capsys, "--config", str(config), "schedule")
+    code, _out, err = run_cli(capsys, "--config", str(config), "schedule")
 
     assert code == EXIT_USAGE
     assert "backup.backup_frequency: backup_frequency must be at least 1s, got 0.005s" in err
@@ -213,7 +199,7 @@ def test_schedule_without_repository(tmp_path: Path, capsys: pytest.CaptureFixtu
     """`schedule` without an initialised repository exits 1 and names the command that creates one."""
     config = write_config(tmp_path, [{"name": "files", "paths": [str(tmp_path)]}])
 
-    code, _out, err = run(capsys, "--config", str(config), "schedule")
+    code, _out, err = run_cli(capsys, "--config", str(config), "schedule")
 
     assert code == EXIT_FAILURE
     assert "backup-manager init" in err
@@ -249,7 +235,7 @@ def test_schedule_after_key_rotate(tmp_path: Path, capsys: pytest.CaptureFixture
     """A foreground `schedule` started before `key rotate` keeps backing up readable data after it."""
     source = build_tree(tmp_path / "src")
     config = write_config(tmp_path, [{"name": "files", "paths": [str(source)]}], backup_frequency="1s")
-    code, _out, err = run(capsys, "--config", str(config), "init", "--chunk-avg-size", "4096")
+    code, _out, err = run_cli(capsys, "--config", str(config), "init", "--chunk-avg-size", "4096")
     assert code == EXIT_OK, err
     env = schedule_environment(tmp_path)
     log_path = tmp_path / "schedule.log"
@@ -269,9 +255,9 @@ def test_schedule_after_key_rotate(tmp_path: Path, capsys: pytest.CaptureFixture
             proc.kill()
             proc.wait(timeout=10)
     text = log_path.read_text()
-    code, out, err = run(capsys, "--config", str(config), "list", "--json")
+    code, out, err = run_cli(capsys, "--config", str(config), "list", "--json")
     newest = max(json.loads(out), key=lambda item: item["time"])
-    integrity_code, _out, integrity_err = run(capsys, "--config", str(config), "integrity", "--id", newest["id"])
+    integrity_code, _out, integrity_err = run_cli(capsys, "--config", str(config), "integrity", "--id", newest["id"])
 
     assert rotated.returncode == EXIT_OK, rotated.stderr
     assert "authentication failed" not in text
@@ -282,7 +268,7 @@ def test_schedule_after_key_rotate(tmp_path: Path, capsys: pytest.CaptureFixture
 def schedule_environment(tmp_path: Path) -> dict[str, str]:
     """Return the environment of a CLI child: no inherited ATLAS_ variables, the passphrase and a data dir."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("ATLAS_")}
-    env.update(ATLAS_BACKUP_PASSPHRASE=PASSPHRASE, ATLAS_DATA_DIR=str(tmp_path / "data"))
+    env.update(ATLAS_BACKUP_PASSPHRASE=CLI_PASSPHRASE, ATLAS_DATA_DIR=str(tmp_path / "data"))
     return env
 
 
