@@ -21,6 +21,7 @@ snapshot file it cannot read. 4 repository locked by a live process.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
@@ -30,7 +31,7 @@ import signal
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -406,8 +407,7 @@ def _run_interruptible_backup(args: argparse.Namespace, config: Config, now: flo
     from atlas_tui.backup.jobs import backup_job
     from atlas_tui.backup.models import BackupRequest
 
-    previous = {number: signal.signal(number, _raise_interrupted) for number in _STOP_SIGNALS}
-    try:
+    with _interrupt_on_stop_signals():
         # The key is derived while the backup walks the source tree.
         repository = _open(args, config, background=True)
         request = BackupRequest(sets=_sets(args, config), trigger=args.trigger, full=args.full, now=now)
@@ -419,6 +419,14 @@ def _run_interruptible_backup(args: argparse.Namespace, config: Config, now: flo
             recorder.close()
             if progress is not None:
                 progress.finish()
+
+
+@contextlib.contextmanager
+def _interrupt_on_stop_signals() -> Iterator[None]:
+    """Make SIGINT and SIGTERM raise `BackupInterrupted` in the block, then restore the previous handlers."""
+    previous = {number: signal.signal(number, _raise_interrupted) for number in _STOP_SIGNALS}
+    try:
+        yield
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
@@ -476,27 +484,26 @@ def _list_line(summary: SnapshotSummary) -> str:
 
 
 def _cmd_restore(args: argparse.Namespace, config: Config, now: float) -> int:
+    from atlas_tui.backup.errors import BackupInterrupted
     from atlas_tui.backup.restore_workers import RestoreWorkers
     from atlas_tui.backup.restorer import Restorer
 
-    from atlas_tui.backup.errors import BackupInterrupted
-
     workers: RestoreWorkers | None = None
-    previous = {number: signal.signal(number, _raise_interrupted) for number in _STOP_SIGNALS}
     try:
-        # The worker processes start while the key is derived and the snapshot loads.
-        workers = RestoreWorkers.for_cores()
-        repository = _open(args, config)
-        # Entries of manifest chunks that cannot be read are left out, and the rest restored.
-        damaged_pieces: list[SkippedPath] = []
-        if args.latest:
-            snapshot = repository.latest_snapshot(damaged_pieces=damaged_pieces)
-        elif args.at is not None:
-            snapshot = repository.snapshot_at(args.at, damaged_pieces=damaged_pieces)
-        else:
-            snapshot = repository.load_snapshot(args.id, damaged_pieces=damaged_pieces)
-        result = Restorer(repository, workers=workers).restore(snapshot, args.target)
-        result.damaged[:0] = damaged_pieces
+        with _interrupt_on_stop_signals():
+            # The worker processes start while the key is derived and the snapshot loads.
+            workers = RestoreWorkers.for_cores()
+            repository = _open(args, config)
+            # Entries of manifest chunks that cannot be read are left out, and the rest restored.
+            damaged_pieces: list[SkippedPath] = []
+            if args.latest:
+                snapshot = repository.latest_snapshot(damaged_pieces=damaged_pieces)
+            elif args.at is not None:
+                snapshot = repository.snapshot_at(args.at, damaged_pieces=damaged_pieces)
+            else:
+                snapshot = repository.load_snapshot(args.id, damaged_pieces=damaged_pieces)
+            result = Restorer(repository, workers=workers).restore(snapshot, args.target)
+            result.damaged[:0] = damaged_pieces
     except BackupInterrupted as err:
         print(
             f"backup restore: {err}; the files written before it stay in {args.target} and the last ones "
@@ -505,8 +512,6 @@ def _cmd_restore(args: argparse.Namespace, config: Config, now: float) -> int:
         )
         return 128 + err.signal_number
     finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
         if workers is not None:
             workers.close()
     summary = (

@@ -197,7 +197,7 @@ class RunCancelled(BackupError):
 
 
 class BackupInterrupted(BaseException):
-    """Raised by the signal handler of `backup-manager backup` on SIGINT or SIGTERM.
+    """Raised by the signal handler of `backup-manager backup` and `restore` on SIGINT or SIGTERM.
 
     A `BaseException`, like `KeyboardInterrupt`, so that no `except Exception` or
     `except BackupError` in the engine takes it for a failed file or chunk.

@@ -54,8 +54,8 @@ def test_restore_at_whole_second(
     """--at with the snapshot time cut to whole seconds, as list and status show it, picks that snapshot."""
     _first, second = snapshots(capsys, repo)
     seconds = math.floor(float(second["time"]))
-    shown = datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat(timespec="seconds")
-    at = shown if form == "iso" else str(seconds)
+    displayed_time = datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat(timespec="seconds")
+    at = displayed_time if form == "iso" else str(seconds)
 
     code, out, err = run_cli(capsys, "restore", "--repo", str(repo), "--at", at, "--target", str(tmp_path / "a"))
 
@@ -72,8 +72,8 @@ def test_list_text_shows_time(repo: Path, capsys: pytest.CaptureFixture[str]) ->
 
     assert code == EXIT_OK
     for line, snapshot in zip(out.splitlines(), (first, second), strict=True):
-        shown = datetime.fromtimestamp(math.floor(float(snapshot["time"])), tz=timezone.utc).isoformat(timespec="seconds")
-        assert line.startswith(f"{snapshot['id']}  {shown}  ok")
+        displayed_time = datetime.fromtimestamp(math.floor(float(snapshot["time"])), tz=timezone.utc).isoformat(timespec="seconds")
+        assert line.startswith(f"{snapshot['id']}  {displayed_time}  ok")
 
 
 def test_restore_at_too_early(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
