@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from textual.pilot import Pilot
+from textual.widgets import DataTable
 
 from atlas_tui.config import Config, load_config
 from atlas_tui.console.app import AtlasApp, create_app
@@ -132,10 +133,26 @@ async def _wait(
 ) -> None:
     for _ in range(int(timeout / 0.05)):
         if condition():
-            await pilot.pause()
+            await _settle(pilot)
             return
         await pilot.pause(0.05)
     raise ScreenshotError(f"{missing} after {timeout:.0f}s; {advice}")
+
+
+_SETTLE_PAUSES = 40
+
+
+async def _settle(pilot: Pilot[None]) -> None:
+    """Wait until every table on the screen has sized its columns to the rows it was given.
+
+    A `DataTable` sizes its columns on its next idle event, after the rows arrive. A
+    picture taken before that cut the Metrics table's CPU value to `…` on a loaded machine.
+    """
+    for _ in range(_SETTLE_PAUSES):
+        await pilot.pause()
+        # NOTE: Textual has no public way to ask whether a table still has columns to size.
+        if not any(table._require_update_dimensions for table in pilot.app.screen.query(DataTable)):
+            return
 
 
 async def _take(
