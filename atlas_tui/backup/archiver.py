@@ -14,9 +14,12 @@ when it or its `-wal` file changed since the parent snapshot, or changed less th
 recorded, never opened. Each path is stored once, in the set with the most
 specific configured path that contains it (see `_Walk`).
 
-The entries are stored as manifest chunks (see `manifest.py`), the packs are
-finished, then one index file is written, then the snapshot. A run with unreadable paths is `partial` and lists them; a run where
-nothing was readable is `failed` and writes no snapshot. A path that the walk found
+The entries are stored as manifest chunks (see `manifest.py`), each piece as soon as
+the chunks of all its files are stored, so that only a few pieces' entries are in
+memory at once. Then the packs are finished, one index file is written, then the
+snapshot. A run with unreadable paths is `partial` and lists them; a run where
+nothing was readable is `failed` and writes no snapshot (the manifest chunks it
+stored are unused data that `cleanup` removes). A path that the walk found
 and that no longer exists when it is read (ENOENT or ENOTDIR: deleted, or a directory
 above it deleted or replaced) was deleted during the run, which loses no data, so it
 is counted as vanished and is no failure. A configured path that is missing stays a failure.
@@ -95,7 +98,7 @@ _READ_BATCHES_AHEAD = 4
 """Batches of small files read ahead of the reading thread, on `_READ_THREADS` threads."""
 _READ_THREADS = 2
 _MANIFEST_PIECES_IN_FLIGHT = 2
-"""Manifest pieces queued for the sealing workers at once; see `_Run.store_manifest`."""
+"""Manifest pieces queued for the sealing workers at once; see `_Run._store_piece`."""
 
 logger = logging.getLogger(__name__)
 
@@ -211,9 +214,10 @@ class _Run:
         self.chunker = chunker
         self.parent = ParentManifest(repository, parent) if parent else None
         self.cache: dict[bytes, Entry] = {}
-        """The parent's entries by path, filled piece by piece: files whose stat fields are
-        unchanged, and directories, links and special files whose stat fields are all
-        unchanged, are taken from it."""
+        """The parent's entries by path, filled piece by piece and emptied of each piece's
+        paths once it is processed: files whose stat fields are unchanged, and
+        directories, links and special files whose stat fields are all unchanged, are
+        taken from it."""
         self.similar: dict[bytes, list[str]] = {}
         """The chunk ids of each database in the newest snapshot, also in a full run: a
         changed chunk of the new copy is stored as a delta against the one at its offset."""
@@ -223,6 +227,9 @@ class _Run:
         self._racy_before_ns = int((parent.time - RACY_SECONDS) * 1e9) if parent else 0
         self.progress = progress
         self.groups: list[_Group] = []
+        self._unstored: list[_Group] = []
+        """Processed groups with new entries whose piece is not stored yet, oldest first."""
+        self._tally: _Tally | None = None
         self.files_read = 0
         self.bytes_read = 0
         self._entries_done = 0
@@ -266,21 +273,25 @@ class _Run:
         self.vanished = walk.vanished
         self.groups = list(_cut(walk.found))
         walk.found = []
-        tally = _Tally(len(specs))
+        tally = self._tally = _Tally(len(specs))
         for group in self.groups:
             self._process(group, specs, results)
             if group.reused is not None:
                 for item in group.found:
                     tally.add(item.spec, item.kind, item.size)
-            # Each finding is done with now; 42,000 of them take several MiB.
+            else:
+                self._unstored.append(group)
+            # Each finding is done with now; 42,000 of them take several MiB. So are the
+            # parent's entries at their paths: an entry reused is kept by the group.
+            for item in group.found:
+                self.cache.pop(item.path.lstrip(b"/"), None)
             group.found = []
+            self._store_ready_pieces()
         if self._chunk_store is not None:
             self._chunk_store.drain()
-        for group in self.groups:
-            if group.reused is None:
-                group.entries = [(number, _resolved(entry)) for number, entry in group.entries]
-                for number, entry in group.entries:
-                    tally.add(number, entry.type, entry.size)  # type: ignore[union-attr]
+        self._store_ready_pieces()
+        if self._unstored:
+            raise RuntimeError("a manifest piece has a file whose chunks the chunk store did not finish")
         content, files, sizes = tally.content, tally.files, tally.sizes
         for number, result in enumerate(results):
             result.files, result.bytes = files[number], sizes[number]
@@ -297,38 +308,62 @@ class _Run:
         return self._chunk_store.finish() if self._chunk_store is not None else []
 
     def store_manifest(self) -> tuple[list[str], list[ManifestPiece]]:
-        """Store the entries of every set as manifest chunks; return their ids and descriptions, in order.
+        """Return the ids and descriptions of the manifest chunks of every set, in order, once stored.
 
-        A reused piece keeps the parent's chunk. A piece that changed is stored as a
-        delta against the parent's piece that ends with the same path.
+        A reused piece keeps the parent's chunk. `backup_sets` stored each other piece
+        as soon as the chunks of all its files were stored (see `_store_piece`).
         """
-        stored: list[tuple[FileDigest | str, ManifestPiece]] = []
-        for group in self.groups:
-            if group.reused is not None:
-                assert group.piece is not None
-                stored.append((group.reused, group.piece))
-                continue
-            entries = [entry for _, entry in group.entries]
-            if not entries:
-                continue
-            assert all(isinstance(entry, Entry) for entry in entries)
-            piece = ManifestPiece(
-                last_path=entries[-1].path,  # type: ignore[union-attr]
-                entries=len(entries),
-                fingerprint=fingerprint(entry_key(entry) for entry in entries),  # type: ignore[arg-type]
-            )
-            digest = self.store.begin_file()
-            self.store.add(digest, encode_piece(entries), group.similar)  # type: ignore[arg-type]
-            self.store.end_file(digest)
-            stored.append((digest, piece))
-            # Every entry of the run is in memory now, and each piece in flight adds its
-            # JSON, its parent piece and a delta compressor: two 1.5 MB pieces sealed at
-            # once took 17 MiB. Up to eight batches could wait before.
-            self.store.settle(_MANIFEST_PIECES_IN_FLIGHT)
         if self._chunk_store is not None:
             self._chunk_store.drain()
-        ids = [item if isinstance(item, str) else item.chunks[0] for item, _ in stored]
-        return ids, [piece for _, piece in stored]
+        ids: list[str] = []
+        pieces: list[ManifestPiece] = []
+        for group in self.groups:
+            if group.piece is None:
+                continue
+            ids.append(group.reused if group.reused is not None else group.digest.chunks[0])  # type: ignore[union-attr]
+            pieces.append(group.piece)
+        return ids, pieces
+
+    def _store_ready_pieces(self) -> None:
+        """Store the piece of each processed group whose files all have their chunks stored."""
+        if self._chunk_store is not None:
+            self._chunk_store.collect()
+        waiting = []
+        for group in self._unstored:
+            if _resolved_count(group) == len(group.entries):
+                self._store_piece(group)
+            else:
+                waiting.append(group)
+        self._unstored = waiting
+
+    def _store_piece(self, group: _Group) -> None:
+        """Count a group's entries, queue its piece as a manifest chunk, and let go of the entries.
+
+        A changed piece is stored as a delta against the parent's piece that ends with
+        the same path. Storing each piece when its files are done, instead of every
+        piece at the end, keeps only a few pieces' entries in memory: a 42,000-entry
+        manifest takes about 50 MiB as entries.
+        """
+        assert self._tally is not None
+        entries = [_resolved(entry) for _, entry in group.entries]
+        for (number, _), entry in zip(group.entries, entries):
+            self._tally.add(number, entry.type, entry.size)
+        group.entries = []
+        if not entries:
+            return
+        group.piece = ManifestPiece(
+            last_path=entries[-1].path,
+            entries=len(entries),
+            fingerprint=fingerprint(entry_key(entry) for entry in entries),
+        )
+        group.digest = self.store.begin_file()
+        self.store.add(group.digest, encode_piece(entries), group.similar)
+        self.store.end_file(group.digest)
+        if group.similar is not None:
+            # A delta piece in flight keeps its JSON, its parent piece and a compressor:
+            # two 1.5 MB pieces sealed at once took 17 MiB. Up to eight batches could
+            # wait otherwise. A piece of a first backup is sealed like any chunk.
+            self.store.settle(_MANIFEST_PIECES_IN_FLIGHT)
 
     def close(self) -> None:
         """Stop the chunk store, remove the unfinished pack and the database copies, if any.
@@ -341,6 +376,7 @@ class _Run:
         self.cache = {}
         self.similar = {}
         self.groups = []
+        self._unstored = []
         if self._scratch is not None:
             self._scratch.cleanup()
             self._scratch = None
@@ -841,7 +877,7 @@ class _Found:
 class _Group:
     """The findings of one manifest piece and what became of them."""
 
-    __slots__ = ("entries", "found", "piece", "reused", "similar")
+    __slots__ = ("digest", "entries", "found", "piece", "resolved", "reused", "similar")
 
     def __init__(self, found: list[_Found]) -> None:
         self.found = found
@@ -850,6 +886,11 @@ class _Group:
         self.reused: str | None = None
         """The parent's chunk id when the whole piece is unchanged."""
         self.piece: ManifestPiece | None = None
+        """The piece's description once it is reused or stored; None for a piece with no entries."""
+        self.digest: FileDigest | None = None
+        """The stored piece's chunk, once it is stored."""
+        self.resolved = 0
+        """Leading entries known to be resolved; the rest may still wait for their chunks."""
         self.similar: bytes | None = None
         """The parent's chunk of the piece with the same last path, the delta base of a changed piece."""
 
@@ -883,6 +924,19 @@ def _cut(found: list[_Found]) -> Iterator[_Group]:
             start = position + 1
     if start < len(found):
         yield _Group(found[start:])
+
+
+def _resolved_count(group: _Group) -> int:
+    """Return how many leading entries of `group` have their chunks stored, advancing its mark."""
+    entries = group.entries
+    position = group.resolved
+    while position < len(entries):
+        entry = entries[position][1]
+        if isinstance(entry, _PendingFile) and entry.entry is None:
+            break
+        position += 1
+    group.resolved = position
+    return position
 
 
 def _resolved(entry: Entry | _PendingFile) -> Entry:

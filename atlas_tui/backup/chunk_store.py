@@ -133,6 +133,16 @@ class ChunkStore:
         digest.ended = True
         self._complete_if_done(digest)
 
+    def collect(self) -> None:
+        """Hand the chunks added so far to the workers, and take back the batches they finished, without waiting.
+
+        Files whose last chunk came back are then complete. `add` takes batches back
+        only when the queue is full, which a run that reads little may never fill.
+        """
+        self._submit()
+        while self._queue and self._queue[0][1].done():
+            self._take_oldest()
+
     def settle(self, batches: int) -> None:
         """Wait until at most `batches` batches are queued for the workers."""
         while len(self._queue) > batches:

@@ -1,8 +1,9 @@
-"""The chunk store's bound on the read blocks that queued chunks keep alive."""
+"""The chunk store's bound on the read blocks that queued chunks keep alive, and taking finished batches back."""
 
 from __future__ import annotations
 
 import os
+import time
 
 from atlas_tui.backup.chunk_store import ChunkStore
 from atlas_tui.backup.repository import Repository
@@ -40,5 +41,23 @@ def test_small_files_counted_each(repository: Repository) -> None:
         store.drain()
         assert store._queued_bytes == 0
         assert [digest.size for digest in digests] == [10, 20, 30]
+    finally:
+        store.close()
+
+
+def test_collect_completes_files_without_waiting(repository: Repository) -> None:
+    """`collect` hands a part-filled batch to the workers and completes its files once they finish it."""
+    store = ChunkStore(repository, repository.load_index())
+    done: list[str] = []
+    try:
+        digest = store.begin_file(on_done=lambda finished: done.append(finished.chunks[0]))
+        store.add(digest, os.urandom(100))
+        store.end_file(digest)
+        deadline = time.monotonic() + 10
+        while not done and time.monotonic() < deadline:
+            store.collect()
+            time.sleep(0.01)
+        assert done == digest.chunks
+        assert store._queued_bytes == 0
     finally:
         store.close()

@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from atlas_tui.backup.archiver import Archiver
+from atlas_tui.backup.chunk_store import ChunkStore, FileDigest
 from atlas_tui.backup.models import BackupRequest, BackupResult, BackupSetSpec, Entry
 from atlas_tui.backup.repository import Repository
+from atlas_tui.backup.restorer import Restorer
 
 from tests.backup.conftest import build_tree
 from tests.backup.test_sqlite_live import START
@@ -102,3 +106,31 @@ def test_unchanged_run_reads_no_index(repository: Repository, tmp_path: Path) ->
     assert calls == []
     assert second.files_read == 0
     assert pieces(repository, second) == pieces(repository, first)
+
+
+def test_pieces_stored_while_files_are_read(
+    repository: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A piece goes to the chunk store once its files are stored, before the files of later pieces are read.
+
+    Keeping every piece's entries until the end took about 50 MiB for 42,000 entries.
+    """
+    source = many_files(tmp_path / "src")
+    for number in range(3000):
+        # Different content per file, so each one is new data that the workers seal.
+        (source / "docs" / f"note-{number:04}.txt").write_bytes(os.urandom(64))
+    added: list[str] = []
+    real_add = ChunkStore.add
+
+    def recording_add(self: ChunkStore, digest: FileDigest, chunk: memoryview | bytes, similar: bytes | None = None) -> None:
+        added.append("piece" if bytes(chunk[:2]) == b"[{" else "file")
+        real_add(self, digest, chunk, similar)
+
+    monkeypatch.setattr(ChunkStore, "add", recording_add)
+    result = back_up(repository, source, START)
+
+    assert len(pieces(repository, result)) >= 3
+    first_piece = added.index("piece")
+    assert "file" in added[first_piece:]
+    restored = Restorer(repository, workers=0).restore(repository.load_snapshot(result.id or ""), tmp_path / "out")
+    assert restored.files == sum(1 for path in source.rglob("*") if path.is_file() and not path.is_symlink())
