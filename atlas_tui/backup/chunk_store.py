@@ -22,10 +22,10 @@ five times the chunk (a 1 MiB read after a 4 MiB unfinished chunk). So the block
 counted, each once, rather than the chunks: counting chunk bytes let eight batches
 keep up to 40 MiB of blocks alive.
 
-NOTE: before malloc arenas were capped (`heap.backup_tuning`), about one bench backup
-after a change in four peaked near 200 MiB instead of 160 MiB, at a different place
-each time. Four rounds after the cap peaked at 149 to 155 MiB. Arena retention fits
-that pattern, but it is not proven to have been the cause.
+NOTE: in the bench, about one backup after the change in four peaks 30 to 47 MiB
+above the others, in anonymous memory near the end of the run, most often right
+after a step of borg's. Capping the malloc arenas (`heap.backup_tuning`) did not stop it, and the cause
+is not found; `docs/benchmarks.md` (results at d21d619) has what was measured.
 """
 
 from __future__ import annotations
