@@ -9,11 +9,12 @@ import pytest
 
 from atlas_tui.backup.archiver import Archiver
 from atlas_tui.backup.chunk_store import ChunkStore, FileDigest
+from atlas_tui.backup.manifest import MAX_PIECE_ENTRIES
 from atlas_tui.backup.models import BackupRequest, BackupResult, BackupSetSpec, Entry
 from atlas_tui.backup.repository import Repository
 from atlas_tui.backup.restorer import Restorer
 
-from tests.backup.conftest import build_tree
+from tests.backup.conftest import build_tree, restored_root
 from tests.backup.test_sqlite_live import START
 
 
@@ -111,26 +112,39 @@ def test_unchanged_run_reads_no_index(repository: Repository, tmp_path: Path) ->
 def test_pieces_stored_while_files_are_read(
     repository: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A piece goes to the chunk store once its files are stored, before the files of later pieces are read.
+    """A changed piece whose files need no reading goes to the chunk store before later files are read.
 
-    Keeping every piece's entries until the end took about 50 MiB for 42,000 entries.
+    Keeping every piece's entries until the end of the run took about 50 MiB for
+    42,000 entries.
     """
     source = many_files(tmp_path / "src")
-    for number in range(3000):
-        # Different content per file, so each one is new data that the workers seal.
-        (source / "docs" / f"note-{number:04}.txt").write_bytes(os.urandom(64))
+    for number in range(3000, 9000):
+        (source / "docs" / f"note-{number:04}.txt").write_bytes(b"note %d\n" % number)
+    # A piece ends after at most MAX_PIECE_ENTRIES entries, so the piece with docs/ and
+    # the piece with random.bin, 9,000 entries later, are never one piece.
+    assert MAX_PIECE_ENTRIES < 9000
+    first = back_up(repository, source, START)
+    # A new mtime of docs/ changes its piece without a file to read, and random.bin,
+    # in a later piece, gets new content.
+    (source / "docs" / "scratch").write_bytes(b"x")
+    (source / "docs" / "scratch").unlink()
+    (source / "random.bin").write_bytes(os.urandom(150_000))
     added: list[str] = []
     real_add = ChunkStore.add
 
-    def recording_add(self: ChunkStore, digest: FileDigest, chunk: memoryview | bytes, similar: bytes | None = None) -> None:
+    def recording_add(
+        self: ChunkStore, digest: FileDigest, chunk: memoryview | bytes, similar: bytes | None = None
+    ) -> None:
         added.append("piece" if bytes(chunk[:2]) == b"[{" else "file")
         real_add(self, digest, chunk, similar)
 
     monkeypatch.setattr(ChunkStore, "add", recording_add)
-    result = back_up(repository, source, START)
+    second = back_up(repository, source, START + 60)
 
-    assert len(pieces(repository, result)) >= 3
-    first_piece = added.index("piece")
-    assert "file" in added[first_piece:]
-    restored = Restorer(repository, workers=0).restore(repository.load_snapshot(result.id or ""), tmp_path / "out")
-    assert restored.files == sum(1 for path in source.rglob("*") if path.is_file() and not path.is_symlink())
+    assert len(pieces(repository, first)) >= 3
+    assert added.index("piece") < added.index("file")
+    assert second.id is not None
+    Restorer(repository, workers=0).restore(repository.load_snapshot(second.id), tmp_path / "out")
+    out = restored_root(tmp_path / "out", source)
+    assert (out / "random.bin").read_bytes() == (source / "random.bin").read_bytes()
+    assert sorted(os.listdir(out / "docs")) == sorted(os.listdir(source / "docs"))
