@@ -215,9 +215,9 @@ class _Run:
         self.parent = ParentManifest(repository, parent) if parent else None
         self.cache: dict[bytes, Entry] = {}
         """The parent's entries by path, filled piece by piece and emptied of each piece's
-        paths once it is processed: files whose stat fields are unchanged, and
-        directories, links and special files whose stat fields are all unchanged, are
-        taken from it."""
+        paths once it is processed. Files whose stat fields are unchanged are taken from
+        it, and so are directories, links and special files whose stat fields are all
+        unchanged."""
         self.similar: dict[bytes, list[str]] = {}
         """The chunk ids of each database in the newest snapshot, also in a full run: a
         changed chunk of the new copy is stored as a delta against the one at its offset."""

@@ -11,7 +11,7 @@ past the page cache. On the VM that `bench/backup_vs_restic.sh` ran on, every ne
 page-cache page cost the kernel about 10 µs: `dd` took 2.5 s of system time to
 write 1000 MiB through the cache, and 0.07 s (0.4 s in all) with `O_DIRECT`. It also
 keeps a large restore from pushing the running services' files out of the cache. The
-last partial block goes through the cache, and a filesystem that refuses `O_DIRECT`
+last partial block goes through the cache, and a filesystem that rejects `O_DIRECT`
 (such as tmpfs on older kernels) gets every file through the cache.
 
 Both sides of a restore use it: `Restorer` in its own process for small restores, and
@@ -83,7 +83,7 @@ class FileWriter:
         self._umask_is_zero = umask_is_zero
         self._temporaries = itertools.count()
         self._direct = bool(_O_DIRECT)
-        """False once a filesystem refused a direct write, so no later file tries again."""
+        """False once a filesystem rejected a direct write, so no later file tries again."""
         self._buffer: mmap.mmap | None = None
         """Page-aligned buffer of the direct writes, made on the first one."""
 
@@ -193,10 +193,10 @@ class FileWriter:
         for plain in self._reader.iter_chunks(entry):
             data = memoryview(plain)
             while data:
-                taken = min(len(data), _DIRECT_BUFFER - filled)
-                buffer[filled : filled + taken] = data[:taken]
-                filled += taken
-                data = data[taken:]
+                count = min(len(data), _DIRECT_BUFFER - filled)
+                buffer[filled : filled + count] = data[:count]
+                filled += count
+                data = data[count:]
                 if filled == _DIRECT_BUFFER:
                     self._write_blocks(fd, directory, buffer)
                     filled = 0
@@ -209,7 +209,7 @@ class FileWriter:
             _write_all(fd, buffer[whole:filled])
 
     def _write_blocks(self, fd: int, directory: bytes, data: memoryview) -> None:
-        """Write aligned `data` to `fd`, through the cache from the first short or refused direct write on."""
+        """Write aligned `data` to `fd`, through the cache from the first short or rejected direct write on."""
         try:
             written = os.write(fd, data)
         except OSError as err:
@@ -219,14 +219,15 @@ class FileWriter:
             _end_direct(fd)
             written = 0
         if written < len(data):
-            # A short write leaves the file offset unaligned, which a direct write refuses.
+            # A short write leaves the file offset unaligned, and a direct write then fails.
             _end_direct(fd)
             _write_all(fd, data[written:])
 
     def _stop_direct(self, directory: bytes, err: OSError) -> None:
+        """Turn direct writes off for every later file of this writer, and log why."""
         self._direct = False
         logger.info(
-            "restore writes through the page cache from now on, the filesystem refused O_DIRECT directory=%s error=%s",
+            "O_DIRECT not supported by the filesystem, writing through the page cache from now on directory=%s error=%s",
             display_path(directory), err.strerror,
         )
 

@@ -1,4 +1,4 @@
-"""Large restored files written with O_DIRECT: the same bytes, and the page cache where a filesystem refuses it."""
+"""Large restored files written with O_DIRECT: the same bytes, and the page cache where a filesystem rejects it."""
 
 from __future__ import annotations
 
@@ -114,46 +114,46 @@ def test_damaged_chunk_of_direct_file(repository: Repository, tmp_path: Path) ->
     assert (out / "large-0.bin").read_bytes() == (source / "large-0.bin").read_bytes()
 
 
-def refuse_direct_open(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+def reject_direct_open(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Make `os.open` fail with EINVAL for O_DIRECT, as tmpfs before Linux 6.6 does, and count those calls.
 
-    NOTE: every filesystem on this machine accepts O_DIRECT at open, so here the refusal is made up.
+    NOTE: every filesystem on this machine accepts O_DIRECT at open, so this rejection is simulated.
     """
-    refused: list[int] = []
+    rejected: list[int] = []
     real_open = os.open
 
     def open_without_direct(path: str | bytes, flags: int, *args: object, **kwargs: object) -> int:
         if flags & os.O_DIRECT:
-            refused.append(flags)
+            rejected.append(flags)
             raise OSError(errno.EINVAL, os.strerror(errno.EINVAL), path)
         return real_open(path, flags, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(os, "open", open_without_direct)
-    return refused
+    return rejected
 
 
-def test_refused_direct_open_writes_through_cache(
+def test_rejected_direct_open_uses_cache(
     repository: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A filesystem that refuses O_DIRECT gets every file through the cache, and is asked only once."""
+    """A filesystem that rejects O_DIRECT gets every file through the cache, and is asked only once."""
     source = build_large_files(tmp_path / "src", SIZES)
     snapshot = back_up(repository, [source])
-    refused = refuse_direct_open(monkeypatch)
+    rejected = reject_direct_open(monkeypatch)
 
     with caplog.at_level(logging.INFO, logger="atlas_tui.backup.file_writer"):
         Restorer(repository, workers=0).restore(snapshot, tmp_path / "out")
 
     assert tree_state(restored_root(tmp_path / "out", source)) == tree_state(source)
-    assert len(refused) == 1
-    assert "refused O_DIRECT" in caplog.text
+    assert len(rejected) == 1
+    assert "O_DIRECT not supported" in caplog.text
 
 
-def test_refused_direct_write_writes_through_cache(
+def test_rejected_direct_write_uses_cache(
     repository: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A direct write that the kernel refuses goes through the cache, and no later file tries again.
+    """A direct write that the kernel rejects goes through the cache, and no later file tries again.
 
-    A write buffer of 1000 bytes, not a multiple of the disk's block size, makes ext4 refuse the write for real.
+    A write buffer of 1000 bytes, not a multiple of the disk's block size, makes ext4 reject the write for real.
     """
     source = build_large_files(tmp_path / "src", SIZES)
     snapshot = back_up(repository, [source])
