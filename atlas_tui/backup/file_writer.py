@@ -136,7 +136,8 @@ class FileWriter:
         except OSError as err:
             if not direct or err.errno != errno.EINVAL:
                 raise
-            # Refused before anything was created: this filesystem takes no O_DIRECT.
+            # The filesystem rejected O_DIRECT. If it created the file first, the retry finds
+            # it and writes under a temporary name, which it renames over that file.
             self._stop_direct(directory, err)
             return self._write_file(dir_fd, directory, entry, owner, report)
         try:
